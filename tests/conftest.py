@@ -1,0 +1,27 @@
+"""Keras is the oracle: it must run on its torch backend, chosen before anything imports it."""
+
+import os
+
+os.environ["KERAS_BACKEND"] = "torch"
+os.environ.setdefault("TORCH_KERAS_METRICS_COMPILE", "auto")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture(scope="session")
+def keras():
+    import keras
+
+    assert keras.backend.backend() == "torch"
+    return keras
+
+
+def to_numpy(x):
+    """Keras or torch output as a numpy array."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)

@@ -1,0 +1,40 @@
+"""Keras' accuracy metrics, and Keras' way of reducing them, for PyTorch.
+
+>>> import torch, torch_keras_metrics as tkm
+>>> acc = tkm.SparseCategoricalAccuracy()
+>>> acc(torch.tensor([2, 1]), torch.tensor([[0.1, 0.6, 0.3], [0.05, 0.95, 0.0]]))
+tensor(0.5000)
+"""
+
+from . import functional, losses
+from .metrics import (
+    Accuracy,
+    BinaryAccuracy,
+    CategoricalAccuracy,
+    Mean,
+    MeanMetricWrapper,
+    SparseCategoricalAccuracy,
+    SparseTopKCategoricalAccuracy,
+    TopKCategoricalAccuracy,
+    get,
+    resolve_accuracy,
+    valid_names,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Accuracy",
+    "BinaryAccuracy",
+    "CategoricalAccuracy",
+    "Mean",
+    "MeanMetricWrapper",
+    "SparseCategoricalAccuracy",
+    "SparseTopKCategoricalAccuracy",
+    "TopKCategoricalAccuracy",
+    "functional",
+    "get",
+    "losses",
+    "resolve_accuracy",
+    "valid_names",
+]

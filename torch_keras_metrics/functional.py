@@ -1,0 +1,365 @@
+"""The six Keras accuracy definitions as pure tensor functions.
+
+Each returns float32 per-element values of 1.0 (right) or 0.0 (wrong), with the shape
+`keras.metrics.<same name>` returns; the stateful metrics in `torch_keras_metrics.metrics`
+reduce them. The code reads no tensor value on the host, so it runs unchanged on CPU,
+CUDA and `meta` tensors and traces under `torch.compile(fullgraph=True)`.
+
+Where Keras' torch backend misbehaves these kernels follow the rule instead
+(see SEMANTICS.md): labels are compared as integers, an out-of-range label is wrong
+rather than an out-of-bounds read, and `k` larger than the number of classes means
+every in-range label is in the top k.
+
+>>> import torch
+>>> from torch_keras_metrics import functional as F
+>>> F.binary_accuracy(torch.tensor([0, 0, 0, 1, 1, 0]), torch.tensor([0.2, 0.3, 0.6, 0.7, 0.8, 0.1]))
+tensor([1., 1., 0., 1., 1., 1.])
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+import torch
+
+from ._checks import (
+    as_tensor,
+    broadcast_shape,
+    check_k,
+    check_scores,
+    check_threshold,
+    squeeze_or_expand_to_same_rank,
+)
+
+__all__ = [
+    "accuracy",
+    "binary_accuracy",
+    "categorical_accuracy",
+    "sparse_categorical_accuracy",
+    "top_k_categorical_accuracy",
+    "sparse_top_k_categorical_accuracy",
+]
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _pair(y_true: Any, y_pred: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both inputs as tensors on y_pred's device (or y_true's, if only it is a tensor)."""
+    if isinstance(y_pred, torch.Tensor):
+        y_pred = as_tensor(y_pred, "y_pred")
+        return as_tensor(y_true, "y_true", y_pred.device), y_pred
+    y_true = as_tensor(y_true, "y_true")
+    return y_true, as_tensor(y_pred, "y_pred", y_true.device)
+
+
+def _argmax(x: torch.Tensor) -> torch.Tensor:
+    # torch.argmax has no bool kernel; ties and NaNs resolve as torch (and so Keras) resolve them.
+    return (x.to(torch.uint8) if x.dtype == torch.bool else x).argmax(-1)
+
+
+def _labels_as_index(labels: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Integer class index (clamped in range, safe to gather with) and a mask of valid labels.
+
+    A label is valid when it is an integer in [0, num_classes): negative, too large,
+    fractional or NaN labels are wrong, never right and never an out-of-bounds read.
+    """
+    if labels.is_floating_point():
+        wide = labels.to(torch.float64)  # exact for every float label, even bfloat16
+        valid = (wide >= 0) & (wide < num_classes) & (wide == wide.trunc())
+        index = torch.where(valid, wide, 0).to(torch.int64)
+    else:
+        index = labels.to(torch.int64)
+        valid = (index >= 0) & (index < num_classes)
+        index = index.clamp(0, num_classes - 1)
+    return index, valid
+
+
+# --------------------------------------------------------------------------- counting kernels
+#
+# The rule that decides both argmax and top-k without sorting: a class *beats* the target
+# when it scores strictly higher (NaN counting as the highest score, as torch's argmax and
+# topk treat it), and *beats it for argmax* also when it scores equal at a lower index.
+# The target is the argmax when nothing beats it, and in the top k when fewer than k classes
+# score strictly higher. A NaN target score is never in the top k (Keras: NaN >= x is false).
+
+_BLOCK = 1 << 20  # elements per block in the eager kernels: bounds the temporaries at 1 MiB of bools
+
+
+def _count_higher(scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    # `~(s <= t)` is `s > t or s is NaN`: NaN scores rank above every number.
+    return scores.shape[-1] - (scores <= target).sum(-1)
+
+
+def _in_top_k_eager(scores: torch.Tensor, index: torch.Tensor, k: int) -> torch.Tensor:
+    """Rows of `scores` (R, C), targets `index` (R,): is the target in the top k? Bool (R,)."""
+    target = scores.gather(-1, index.unsqueeze(-1))
+    rows = max(1, _BLOCK // scores.shape[-1])
+    if scores.shape[0] <= rows:
+        higher = _count_higher(scores, target)
+    else:
+        higher = torch.cat([_count_higher(s, t) for s, t in zip(scores.split(rows), target.split(rows))])
+    return (higher < k) & (target.squeeze(-1) == target.squeeze(-1))
+
+
+def _is_argmax_fused(scores: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Argmax-free `scores.argmax(-1) == index`, written for the compiler to fuse into one pass."""
+    target = scores.gather(-1, index.unsqueeze(-1))
+    at_or_after = torch.arange(scores.shape[-1], device=scores.device) >= index.unsqueeze(-1)
+    target_nan = target != target
+    not_beaten = torch.where(
+        target_nan,
+        (scores == scores) | at_or_after,  # a NaN target is the argmax when no NaN precedes it
+        (scores < target) | ((scores == target) & at_or_after),
+    )
+    return not_beaten.all(-1)
+
+
+def _in_top_k_fused(scores: torch.Tensor, index: torch.Tensor, k: int) -> torch.Tensor:
+    target = scores.gather(-1, index.unsqueeze(-1))
+    return (_count_higher(scores, target) < k) & (target.squeeze(-1) == target.squeeze(-1))
+
+
+# Large inputs go through torch.compile'd versions of the fused kernels: one pass over the
+# scores, no (N, C) temporary. Small ones stay eager, where compiling would not pay.
+# TORCH_KERAS_METRICS_COMPILE=0 turns compilation off; =1 compiles at every size.
+_COMPILE_MIN_ELEMENTS = 1 << 18
+_compiled: dict[str, Callable] = {}
+_compile_failed: set[str] = set()
+_compile_min_elements = _COMPILE_MIN_ELEMENTS
+
+
+def set_compile(mode: str | bool) -> None:
+    """Choose when the counting kernels run compiled: "auto" (large inputs), True (always), False (never).
+
+    The environment variable TORCH_KERAS_METRICS_COMPILE (auto, 1 or 0) sets the same at import.
+    """
+    global _compile_min_elements
+    mode = str(mode).lower()
+    if mode in ("0", "false", "off", "never"):
+        _compile_min_elements = -1
+    elif mode in ("1", "true", "on", "always"):
+        _compile_min_elements = 0
+    elif mode == "auto":
+        _compile_min_elements = _COMPILE_MIN_ELEMENTS
+    else:
+        raise ValueError(f"`mode` must be 'auto', True or False, got {mode!r}.")
+
+
+set_compile(os.environ.get("TORCH_KERAS_METRICS_COMPILE", "auto"))
+
+
+def _use_compiled(scores: torch.Tensor, name: str) -> bool:
+    return (
+        0 <= _compile_min_elements <= scores.numel()
+        and name not in _compile_failed
+        and scores.device.type in ("cpu", "cuda")
+        and not torch.compiler.is_compiling()
+    )
+
+
+def _run_compiled(name: str, fn: Callable, eager: Callable, *args: Any) -> torch.Tensor:
+    if name not in _compiled:
+        _compiled[name] = torch.compile(fn, dynamic=True, fullgraph=True)
+    try:
+        return _compiled[name](*args)
+    except Exception:  # no working compiler on this machine: remember, and stay eager
+        _compile_failed.add(name)
+        return eager(*args)
+
+
+def _is_argmax(scores: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    if _use_compiled(scores, "argmax"):
+        return _run_compiled("argmax", _is_argmax_fused, _is_argmax_eager, scores, index)
+    return _is_argmax_eager(scores, index)
+
+
+def _is_argmax_eager(scores: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    return _argmax(scores) == index
+
+
+def _in_top_k(scores: torch.Tensor, index: torch.Tensor, k: int) -> torch.Tensor:
+    if k >= scores.shape[-1]:  # every class is in the top k; only a NaN target score is not
+        target = scores.gather(-1, index.unsqueeze(-1)).squeeze(-1)
+        return target == target
+    if _use_compiled(scores, "top_k"):
+        return _run_compiled("top_k", _in_top_k_fused, _in_top_k_eager, scores, index, k)
+    return _in_top_k_eager(scores, index, k)
+
+
+def _sparse_match(
+    labels: torch.Tensor, scores: torch.Tensor, rule: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+) -> torch.Tensor:
+    """Apply `rule(scores_2d, index_1d)` to labels broadcast against the leading axes of scores."""
+    num_classes = scores.shape[-1]
+    if rule is _is_argmax and not labels.is_floating_point() and labels.shape == scores.shape[:-1]:
+        # The common case, kept to three kernels: argmax is always in range, so a label outside
+        # [0, C) can never equal it and needs no mask.
+        if not _use_compiled(scores, "argmax"):
+            return _argmax(scores) == labels
+    lead = broadcast_shape(labels, scores[..., 0], "y_true", "y_pred", " (y_pred without its class axis)")
+    index, valid = _labels_as_index(labels, num_classes)
+    scores = scores.expand(*lead, num_classes).reshape(-1, num_classes)
+    index = index.expand(lead).reshape(-1)
+    hit = rule(scores, index).reshape(lead) & valid
+    return hit
+
+
+def _floats(matches: torch.Tensor) -> torch.Tensor:
+    return matches.to(torch.float32)
+
+
+# --------------------------------------------------------------------------- bool kernels (the metrics sum these directly)
+
+
+def _accuracy(y_true: Any, y_pred: Any) -> torch.Tensor:
+    y_true, y_pred = _pair(y_true, y_pred)
+    y_true, y_pred = squeeze_or_expand_to_same_rank(y_true.to(y_pred.dtype), y_pred)
+    broadcast_shape(y_true, y_pred, "y_true", "y_pred")
+    return y_true == y_pred
+
+
+def _binary_accuracy(y_true: Any, y_pred: Any, threshold: float = 0.5) -> torch.Tensor:
+    threshold = check_threshold(threshold)
+    y_true, y_pred = _pair(y_true, y_pred)
+    y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
+    broadcast_shape(y_true, y_pred, "y_true", "y_pred")
+    return y_true == (y_pred > threshold).to(y_true.dtype)
+
+
+def _categorical_accuracy(y_true: Any, y_pred: Any) -> torch.Tensor:
+    y_true, y_pred = _pair(y_true, y_pred)
+    _check_one_hot(y_true, y_pred)
+    return _argmax(y_true) == _argmax(y_pred)
+
+
+def _sparse_categorical_accuracy(y_true: Any, y_pred: Any) -> torch.Tensor:
+    y_true, y_pred = _pair(y_true, y_pred)
+    check_scores(y_pred)
+    if y_true.dim() == y_pred.dim() and y_true.shape[-1] == 1:
+        y_true = y_true.squeeze(-1)
+    matches = _sparse_match(y_true, y_pred, _is_argmax)
+    if matches.dim() > 1 and matches.shape[-1] == 1:
+        matches = matches.squeeze(-1)
+    return matches
+
+
+def _top_k_categorical_accuracy(y_true: Any, y_pred: Any, k: int = 5) -> torch.Tensor:
+    k = check_k(k)
+    y_true, y_pred = _pair(y_true, y_pred)
+    _check_one_hot(y_true, y_pred)
+    if y_pred.is_floating_point():
+        y_true = y_true.to(y_pred.dtype)  # as Keras: soft labels are compared in y_pred's precision
+    return _sparse_match(_argmax(y_true), y_pred, lambda s, i: _in_top_k(s, i, k))
+
+
+def _sparse_top_k_categorical_accuracy(
+    y_true: Any, y_pred: Any, k: int = 5, from_sorted_ids: bool = False
+) -> torch.Tensor:
+    k = check_k(k)
+    y_true, y_pred = _pair(y_true, y_pred)
+    check_scores(y_pred, "y_pred")
+    shape = y_true.shape
+    labels = y_true.squeeze(-1) if y_true.dim() == y_pred.dim() and y_true.shape[-1] == 1 else y_true
+    if from_sorted_ids:
+        lead = broadcast_shape(labels, y_pred[..., 0], "y_true", "y_pred", " (y_pred without its id axis)")
+        ids = y_pred[..., :k]
+        if not ids.is_floating_point() and labels.is_floating_point():
+            labels = labels.to(torch.float64)
+        matches = (labels.unsqueeze(-1) == ids).any(-1).expand(lead)
+    else:
+        matches = _sparse_match(labels, y_pred, lambda s, i: _in_top_k(s, i, k))
+    if matches.shape != shape and matches.numel() == shape.numel():
+        matches = matches.reshape(shape)
+    return matches
+
+
+# --------------------------------------------------------------------------- the six definitions
+
+
+def accuracy(y_true: Any, y_pred: Any) -> torch.Tensor:
+    """1.0 where `y_true == y_pred` exactly, after casting `y_true` to `y_pred`'s dtype.
+
+    Ranks are first made equal by squeezing or expanding a trailing size-1 axis, then the
+    two broadcast, as in Keras.
+
+    >>> accuracy([[1], [2], [3], [4]], [[0], [2], [3], [4]])
+    tensor([[0.],
+            [1.],
+            [1.],
+            [1.]])
+    """
+    return _floats(_accuracy(y_true, y_pred))
+
+
+def binary_accuracy(y_true: Any, y_pred: Any, threshold: float = 0.5) -> torch.Tensor:
+    """1.0 where `(y_pred > threshold) == y_true`, one value per element (no mean over the last axis).
+
+    The comparison is strict: a score equal to the threshold predicts 0.
+
+    >>> binary_accuracy([[1], [1], [0], [0]], [[0.98], [1], [0], [0.6]])
+    tensor([[1.],
+            [1.],
+            [1.],
+            [0.]])
+    """
+    return _floats(_binary_accuracy(y_true, y_pred, threshold=threshold))
+
+
+def categorical_accuracy(y_true: Any, y_pred: Any) -> torch.Tensor:
+    """1.0 where `argmax(y_true) == argmax(y_pred)` over the last axis (ties: the first maximum).
+
+    `y_true` is one-hot or soft; the result has shape `y_pred.shape[:-1]`.
+
+    >>> categorical_accuracy([[0, 0, 1], [0, 1, 0]], [[0.1, 0.9, 0.8], [0.05, 0.95, 0]])
+    tensor([0., 1.])
+    """
+    return _floats(_categorical_accuracy(y_true, y_pred))
+
+
+def sparse_categorical_accuracy(y_true: Any, y_pred: Any) -> torch.Tensor:
+    """1.0 where the integer label `y_true` is `argmax(y_pred)` (ties: the first maximum).
+
+    A trailing size-1 axis of `y_true` is dropped; labels outside `[0, C)` are wrong.
+
+    >>> sparse_categorical_accuracy([[2], [1]], [[0.1, 0.6, 0.3], [0.05, 0.95, 0]])
+    tensor([0., 1.])
+    """
+    return _floats(_sparse_categorical_accuracy(y_true, y_pred))
+
+
+def top_k_categorical_accuracy(y_true: Any, y_pred: Any, k: int = 5) -> torch.Tensor:
+    """1.0 where `argmax(y_true)` is among the `k` highest scores of `y_pred`.
+
+    Ties are generous: the target is in when fewer than `k` classes score strictly higher.
+    With `k` >= the number of classes every target is in.
+
+    >>> top_k_categorical_accuracy([[0, 0, 1], [0, 1, 0]], [[0.1, 0.9, 0.8], [0.05, 0.95, 0]], k=1)
+    tensor([0., 1.])
+    """
+    return _floats(_top_k_categorical_accuracy(y_true, y_pred, k=k))
+
+
+def sparse_top_k_categorical_accuracy(
+    y_true: Any, y_pred: Any, k: int = 5, from_sorted_ids: bool = False
+) -> torch.Tensor:
+    """1.0 where the integer label `y_true` is among the `k` highest scores of `y_pred`.
+
+    With `from_sorted_ids=True`, `y_pred` holds class ids sorted by score (best first) and a
+    label is right when it is among the first `k`. The result has `y_true`'s shape.
+
+    >>> sparse_top_k_categorical_accuracy([2, 1], [[0.1, 0.9, 0.8], [0.05, 0.95, 0]], k=1)
+    tensor([0., 1.])
+    """
+    return _floats(_sparse_top_k_categorical_accuracy(y_true, y_pred, k=k, from_sorted_ids=from_sorted_ids))
+
+
+def _check_one_hot(y_true: torch.Tensor, y_pred: torch.Tensor) -> None:
+    check_scores(y_pred)
+    if y_true.dim() == 0 or y_true.shape[-1] != y_pred.shape[-1]:
+        raise ValueError(
+            f"`y_true` must be one-hot (or soft) labels with one column per class: y_true has shape "
+            f"{tuple(y_true.shape)} but y_pred has shape {tuple(y_pred.shape)} "
+            f"({y_pred.shape[-1]} classes). For integer labels use the sparse_ variant."
+        )
+    broadcast_shape(y_true[..., 0], y_pred[..., 0], "y_true", "y_pred", " (without their class axes)")

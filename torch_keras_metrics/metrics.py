@@ -1,0 +1,527 @@
+"""Stateful Keras metrics as torch modules.
+
+Every metric holds two float64 buffers, `total` and `count`, and follows Keras 3's
+`Mean`/`MeanMetricWrapper` rules for reducing per-element values and sample weights
+(SEMANTICS.md section 2). They speak three dialects:
+
+* Keras: `update_state(y_true, y_pred, sample_weight=None)`, `result()`, `reset_state()`, `name`;
+* torch: `metric(y_true, y_pred)` adds the batch and returns that batch's own value,
+  `.to(device)`, `state_dict()` (holding `total` and `count`);
+* torchmetrics: they are `torchmetrics.Metric`s, so `MetricCollection`, Lightning's
+  `self.log(name, metric)`, `compute()` and `reset()` work, and `compute()` sums the
+  states across `torch.distributed` ranks.
+
+The update path reads metadata only: no `.item()`, no host synchronisation, and a
+`torch.compile`d step that calls `update_state` or `forward` compiles once.
+
+>>> import torch
+>>> m = SparseCategoricalAccuracy()
+>>> m.update_state(torch.tensor([2, 1]), torch.tensor([[0.1, 0.6, 0.3], [0.05, 0.95, 0.0]]))
+>>> m.result()
+tensor(0.5000)
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from typing import Any, Callable
+
+import torch
+import torchmetrics
+
+from . import functional as F
+from . import losses as L
+from ._checks import as_tensor, broadcasts_to, check_k, check_threshold, squeeze_or_expand_to_same_rank
+
+__all__ = [
+    "Mean",
+    "MeanMetricWrapper",
+    "Accuracy",
+    "BinaryAccuracy",
+    "CategoricalAccuracy",
+    "SparseCategoricalAccuracy",
+    "TopKCategoricalAccuracy",
+    "SparseTopKCategoricalAccuracy",
+    "get",
+]
+
+_STATES = ("total", "count")
+
+
+def _snake_case(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _sum_per_sample(values: torch.Tensor) -> torch.Tensor:
+    """Sum over samples of each sample's mean over its non-batch axes.
+
+    Right/wrong flags are summed in float32 while that is exact (< 2**24 per batch, one kernel
+    fewer on the way to a float32 batch value); anything else in float64.
+    """
+    per_sample = values.shape[1:].numel()
+    exact32 = values.dtype == torch.bool and values.numel() < _FLOAT32_EXACT
+    total = values.sum(dtype=torch.float32 if exact32 else torch.float64)
+    return total / per_sample if per_sample > 1 else total
+
+
+_FLOAT32_EXACT = 1 << 24
+
+
+def _samples_in(values: torch.Tensor) -> int:
+    """Unweighted count: the batch size, or 1 for a scalar (a function that already averaged)."""
+    return values.shape[0] if values.dim() > 0 else 1
+
+
+def _weighted_sums(values: torch.Tensor, sample_weight: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keras' `reduce_to_samplewise_values` with mean reduction, summed: (total, count)."""
+    weight = as_tensor(sample_weight, "sample_weight", values.device).to(torch.float64)
+    values = values.to(torch.float64)
+    values, weight = squeeze_or_expand_to_same_rank(values, weight)
+    w_dim = weight.dim()
+    if values.dim() > w_dim:
+        values = values.mean(dim=tuple(range(w_dim, values.dim())))
+    if not broadcasts_to(weight.shape, values.shape):
+        raise ValueError(
+            f"`sample_weight` of shape {tuple(torch.as_tensor(sample_weight).shape)} does not broadcast to the "
+            f"metric values of shape {tuple(values.shape)} (one weight per sample, or per element)."
+        )
+    weight = weight.expand(values.shape)
+    values = values * weight
+    if w_dim > 1:
+        weight = weight.mean(dim=tuple(range(1, w_dim)))
+    if values.dim() > 1:
+        values = values.mean(dim=tuple(range(1, values.dim())))
+    return values.sum(), weight.sum()
+
+
+def _result_dtype(dtype: Any) -> torch.dtype:
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype, None)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"`dtype` must be a floating torch dtype or its name, got {dtype!r}.")
+    return dtype
+
+
+class Mean(torchmetrics.Metric):
+    """The (weighted) mean of the values seen, as `keras.metrics.Mean` computes it.
+
+    `total` and `count` are float64, so unweighted counts stay exact up to 2**53 samples.
+
+    >>> m = Mean()
+    >>> m.update_state(torch.tensor([1.0, 3.0, 5.0, 7.0]))
+    >>> m.result()
+    tensor(4.)
+    >>> m.update_state(torch.tensor([1.0, 3.0]), sample_weight=torch.tensor([0.0, 4.0]))
+    >>> m.result()
+    tensor(3.5000)
+    """
+
+    is_differentiable = False
+    higher_is_better: bool | None = None
+    full_state_update = False
+    total: torch.Tensor
+    count: torch.Tensor
+
+    def __init__(self, name: str | None = None, dtype: Any = None, **torchmetrics_kwargs: Any) -> None:
+        torchmetrics_kwargs.setdefault("compute_with_cache", False)
+        super().__init__(**torchmetrics_kwargs)
+        self.name = name or _snake_case(type(self).__name__)
+        self._result_dtype = _result_dtype(dtype)
+        for state in _STATES:
+            self.register_buffer(state, torch.zeros((), dtype=torch.float64))
+
+    # ---------------------------------------------------------------- the Keras API
+    def update_state(self, values: Any, sample_weight: Any = None) -> None:
+        """Add a batch of values (and optional weights) to the running mean."""
+        self._add(*self._batch_sums(self._values(values), sample_weight))
+
+    def result(self) -> torch.Tensor:
+        """`total / count`, or 0 before any sample (never NaN). Stays on the device."""
+        return _ratio(self.total, self.count).to(self._result_dtype)
+
+    def reset_state(self) -> None:
+        """Zero `total` and `count` in place."""
+        self.total.zero_()
+        self.count.zero_()
+
+    # ---------------------------------------------------------------- the torch / torchmetrics API
+    def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        """Add the batch to the state and return the value of that batch alone."""
+        total, count = self._batch_sums(*self._forward_inputs(*args, **kwargs))
+        self._add(total, count)
+        value = _ratio(total, count)
+        if value.dtype != self._result_dtype:
+            value = value.to(self._result_dtype)
+        # What Lightning logs for `self.log(name, metric, on_step=True)`; set past nn.Module's
+        # __setattr__ (a plain attribute, and the slow path costs a microsecond per batch).
+        if torch.compiler.is_compiling():
+            self._forward_cache = value
+        else:
+            self.__dict__["_forward_cache"] = value
+        return value
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        """torchmetrics' name for `update_state`."""
+        self.update_state(*args, **kwargs)
+
+    def compute(self) -> torch.Tensor:
+        """torchmetrics' name for `result`; under torch.distributed it sums the states of all ranks first."""
+        return self.result()
+
+    def reset(self) -> None:
+        """torchmetrics' name for `reset_state` (also clears torchmetrics' bookkeeping)."""
+        super().reset()
+        self.reset_state()
+
+    @property
+    def update_called(self) -> bool:
+        # Our fast paths skip torchmetrics' update counter (a Python int that would make
+        # torch.compile recompile every step); an empty metric's result is 0, as in Keras.
+        return True
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+    # ---------------------------------------------------------------- internals
+    def _forward_inputs(self, values: Any, sample_weight: Any = None) -> tuple[torch.Tensor, Any]:
+        return self._values(values), sample_weight
+
+    def _values(self, values: Any) -> torch.Tensor:
+        values = as_tensor(values, "values", self.total.device).detach()
+        return values if values.is_floating_point() else values.to(torch.float32)
+
+    def _batch_sums(self, values: torch.Tensor, sample_weight: Any) -> tuple[torch.Tensor, torch.Tensor | int]:
+        """This batch's (total, count), computed before any state changes."""
+        if sample_weight is None:
+            return _sum_per_sample(values), _samples_in(values)
+        return _weighted_sums(values, sample_weight)
+
+    def _add(self, total: torch.Tensor, count: torch.Tensor | int) -> None:
+        if torch.compiler.is_compiling():
+            # Through a 1-element view: torch.compile (2.13, CPU) silently drops in-place updates
+            # of 0-dim float64 tensors, while updates through a view land.
+            self.total.view(1).add_(total)
+            self.count.view(1).add_(count)
+        else:
+            self.total.add_(total)
+            self.count.add_(count)
+
+    def _apply(self, fn: Callable, *args: Any, **kwargs: Any) -> torch.nn.Module:
+        # `.half()`/`.float()` on a model must not round the float64 states: keep their dtype,
+        # follow only device moves.
+        before = {s: self._buffers[s] for s in _STATES}
+        this = super()._apply(fn, *args, **kwargs)
+        for state, old in before.items():
+            new = self._buffers[state]
+            if new.dtype != torch.float64:
+                self._buffers[state] = old.to(new.device)
+        return this
+
+    def _copy_state_dict(self) -> dict[str, torch.Tensor]:
+        return {s: self._buffers[s].detach().clone() for s in _STATES}
+
+    def _sync_dist(self, dist_sync_fn: Callable | None = None, process_group: Any = None) -> None:
+        # One collective for both states: gather the stacked pair from every rank and sum.
+        stacked = torch.stack([self.total, self.count])
+        gathered = (dist_sync_fn or torchmetrics.utilities.distributed.gather_all_tensors)(
+            stacked, group=process_group or self.process_group
+        )
+        summed = torch.stack(list(gathered)).sum(0)
+        self.total, self.count = summed[0].clone(), summed[1].clone()
+
+
+def _ratio(total: torch.Tensor, count: torch.Tensor | int) -> torch.Tensor:
+    if isinstance(count, int):  # unweighted: the count is known on the host, no division by zero
+        return total / count if count else torch.zeros_like(total)
+    return torch.where(count != 0, total / count, torch.zeros_like(total))
+
+
+class MeanMetricWrapper(Mean):
+    """The mean of `fn(y_true, y_pred, **kwargs)` over all samples, as Keras' `MeanMetricWrapper`.
+
+    `fn` returns per-element values; a scalar (a function that already averaged its batch)
+    counts as one sample per update, as in Keras 3.
+
+    >>> def mean_pred(y_true, y_pred):
+    ...     return y_pred.mean()
+    >>> m = MeanMetricWrapper(mean_pred, name="mean_pred")
+    >>> m.update_state(torch.tensor([0, 1]), torch.tensor([0.2, 0.6]))
+    >>> m.result()
+    tensor(0.4000)
+    """
+
+    def __init__(self, fn: Callable, name: str | None = None, dtype: Any = None, **kwargs: Any) -> None:
+        if not callable(fn):
+            raise TypeError(f"`fn` must be a callable (y_true, y_pred) -> values, got {fn!r}.")
+        tm_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in _TORCHMETRICS_KWARGS}
+        super().__init__(name=name, dtype=dtype, **tm_kwargs)
+        self._fn = fn
+        self._fn_kwargs = kwargs
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:  # type: ignore[override]
+        """Add a batch: per-element values of `fn`, reduced per sample, weighted by `sample_weight`."""
+        self._add(*self._batch_sums(self._matches(y_true, y_pred), sample_weight))
+
+    def _forward_inputs(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> tuple[torch.Tensor, Any]:
+        return self._matches(y_true, y_pred), sample_weight
+
+    def _matches(self, y_true: Any, y_pred: Any) -> torch.Tensor:
+        """Per-element values on the state's device (bool for the accuracies: cheapest to sum)."""
+        device = self.total.device
+        if not isinstance(y_pred, torch.Tensor):
+            y_pred = as_tensor(y_pred, "y_pred", device)
+        if not isinstance(y_true, torch.Tensor):
+            y_true = as_tensor(y_true, "y_true", y_pred.device)
+        values = self._fn(y_true.detach(), y_pred.detach(), **self._fn_kwargs)
+        if not isinstance(values, torch.Tensor):
+            values = as_tensor(values, f"the value returned by {getattr(self._fn, '__name__', self._fn)!r}")
+        return values.to(device) if values.device != device else values
+
+
+_TORCHMETRICS_KWARGS = frozenset(
+    [
+        "compute_on_cpu",
+        "dist_sync_on_step",
+        "process_group",
+        "dist_sync_fn",
+        "distributed_available_fn",
+        "sync_on_compute",
+        "compute_with_cache",
+    ]
+)
+
+
+class _Accuracy(MeanMetricWrapper):
+    """Shared base: an accuracy is maximised, and its kernel returns bools."""
+
+    higher_is_better = True
+    _kernel: Callable[..., torch.Tensor]
+
+    def __init__(self, name: str | None, dtype: Any, **kwargs: Any) -> None:
+        super().__init__(type(self)._kernel, name=name or _snake_case(type(self).__name__), dtype=dtype, **kwargs)
+
+
+class Accuracy(_Accuracy):
+    """How often `y_pred` equals `y_true` exactly (`keras.metrics.Accuracy`).
+
+    >>> m = Accuracy()
+    >>> m.update_state([[1], [2], [3], [4]], [[0], [2], [3], [4]])
+    >>> m.result()
+    tensor(0.7500)
+    """
+
+    _kernel = staticmethod(F._accuracy)
+
+    def __init__(self, name: str = "accuracy", dtype: Any = None, **kwargs: Any) -> None:
+        super().__init__(name, dtype, **kwargs)
+
+
+class BinaryAccuracy(_Accuracy):
+    """How often `(y_pred > threshold)` equals the binary label (`keras.metrics.BinaryAccuracy`).
+
+    >>> m = BinaryAccuracy()
+    >>> m.update_state([0, 0, 0, 1, 1, 0], [0.2, 0.3, 0.6, 0.7, 0.8, 0.1])
+    >>> round(m.result().item(), 4)
+    0.8333
+    """
+
+    _kernel = staticmethod(F._binary_accuracy)
+
+    def __init__(self, name: str = "binary_accuracy", dtype: Any = None, threshold: float = 0.5, **kwargs: Any):
+        self.threshold = check_threshold(threshold)
+        super().__init__(name, dtype, threshold=self.threshold, **kwargs)
+
+
+class CategoricalAccuracy(_Accuracy):
+    """How often the argmax of one-hot `y_true` is the argmax of `y_pred` (`keras.metrics.CategoricalAccuracy`).
+
+    >>> m = CategoricalAccuracy()
+    >>> m.update_state([[0, 0, 1], [0, 1, 0], [0, 1, 0], [1, 0, 0]],
+    ...                [[.1, .6, .3], [.2, .7, .1], [.3, .6, .1], [.9, 0, .1]])
+    >>> m.result()
+    tensor(0.7500)
+    """
+
+    _kernel = staticmethod(F._categorical_accuracy)
+
+    def __init__(self, name: str = "categorical_accuracy", dtype: Any = None, **kwargs: Any) -> None:
+        super().__init__(name, dtype, **kwargs)
+
+
+class SparseCategoricalAccuracy(_Accuracy):
+    """How often the integer label is the argmax of `y_pred` (`keras.metrics.SparseCategoricalAccuracy`).
+
+    >>> m = SparseCategoricalAccuracy()
+    >>> m.update_state([2, 1, 1, 0], [[.3, .6, .1], [.5, .4, .1], [.3, .6, .1], [.9, 0, .1]])
+    >>> m.result()
+    tensor(0.5000)
+    """
+
+    _kernel = staticmethod(F._sparse_categorical_accuracy)
+
+    def __init__(self, name: str = "sparse_categorical_accuracy", dtype: Any = None, **kwargs: Any) -> None:
+        super().__init__(name, dtype, **kwargs)
+
+
+class TopKCategoricalAccuracy(_Accuracy):
+    """How often the one-hot target is among the `k` highest scores (`keras.metrics.TopKCategoricalAccuracy`).
+
+    >>> m = TopKCategoricalAccuracy(k=2)
+    >>> m.update_state([[0, 0, 1], [0, 1, 0], [0, 1, 0], [1, 0, 0]],
+    ...                [[.3, .6, .1], [.5, .4, .1], [.3, .6, .1], [.9, 0, .1]])
+    >>> m.result()
+    tensor(0.7500)
+    """
+
+    _kernel = staticmethod(F._top_k_categorical_accuracy)
+
+    def __init__(self, k: int = 5, name: str = "top_k_categorical_accuracy", dtype: Any = None, **kwargs: Any):
+        self.k = check_k(k)
+        super().__init__(name, dtype, k=self.k, **kwargs)
+
+
+class SparseTopKCategoricalAccuracy(_Accuracy):
+    """How often the integer label is among the `k` highest scores (`keras.metrics.SparseTopKCategoricalAccuracy`).
+
+    >>> m = SparseTopKCategoricalAccuracy(k=2)
+    >>> m.update_state([2, 1, 1, 0], [[.3, .6, .1], [.5, .4, .1], [.3, .6, .1], [.9, 0, .1]])
+    >>> m.result()
+    tensor(0.7500)
+    """
+
+    _kernel = staticmethod(F._sparse_top_k_categorical_accuracy)
+
+    def __init__(
+        self,
+        k: int = 5,
+        name: str = "sparse_top_k_categorical_accuracy",
+        dtype: Any = None,
+        from_sorted_ids: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        self.k = check_k(k)
+        self.from_sorted_ids = bool(from_sorted_ids)
+        super().__init__(name, dtype, k=self.k, from_sorted_ids=self.from_sorted_ids, **kwargs)
+
+
+# --------------------------------------------------------------------------- get()
+
+_CLASSES: dict[str, type[Mean]] = {
+    cls.__name__: cls
+    for cls in (
+        Accuracy,
+        BinaryAccuracy,
+        CategoricalAccuracy,
+        SparseCategoricalAccuracy,
+        TopKCategoricalAccuracy,
+        SparseTopKCategoricalAccuracy,
+        Mean,
+    )
+}
+_CLASSES.update({_snake_case(name): cls for name, cls in list(_CLASSES.items())})
+
+_FUNCTIONS: dict[str, Callable] = {
+    "mae": L.mean_absolute_error,
+    "MAE": L.mean_absolute_error,
+    "mean_absolute_error": L.mean_absolute_error,
+    "mse": L.mean_squared_error,
+    "MSE": L.mean_squared_error,
+    "mean_squared_error": L.mean_squared_error,
+    "bce": L.binary_crossentropy,
+    "binary_crossentropy": L.binary_crossentropy,
+    "categorical_crossentropy": L.categorical_crossentropy,
+    "sparse_categorical_crossentropy": L.sparse_categorical_crossentropy,
+}
+
+_AUTO = ("accuracy", "acc")
+
+
+def _is_binary_loss(loss: Any) -> tuple[bool, bool]:
+    """(is a torch binary loss, takes logits)."""
+    kind = loss if inspect.isclass(loss) else type(loss)
+    if not inspect.isclass(kind):
+        return False, False
+    return issubclass(kind, (torch.nn.BCELoss, torch.nn.BCEWithLogitsLoss)), issubclass(
+        kind, torch.nn.BCEWithLogitsLoss
+    )
+
+
+def resolve_accuracy(name: str, y_true: Any, y_pred: Any, loss: Any = None) -> Mean:
+    """The accuracy that `"accuracy"`/`"acc"` means for these shapes and this loss (SEMANTICS section 3).
+
+    Binary when the loss is torch's `BCELoss`/`BCEWithLogitsLoss` (threshold 0 on logits) or
+    `y_pred`'s last axis has size 1; sparse categorical when `y_true` has lower rank than
+    `y_pred`, or its last axis is 1 while `y_pred`'s is larger; categorical otherwise.
+    The metric keeps the name typed.
+
+    >>> resolve_accuracy("acc", torch.zeros(8), torch.zeros(8, 10))
+    SparseCategoricalAccuracy(name='acc')
+    """
+    binary_loss, logits = _is_binary_loss(loss)
+    if binary_loss:
+        return BinaryAccuracy(name=name, threshold=0.0 if logits else 0.5)
+    if y_true is None or y_pred is None:
+        raise ValueError(
+            f"{name!r} picks binary, categorical or sparse categorical accuracy from the shapes of "
+            f"`y_true` and `y_pred`: pass both (a first batch), or name the metric you mean."
+        )
+    t_shape, p_shape = _shape(y_true, "y_true"), _shape(y_pred, "y_pred")
+    t_last = t_shape[-1] if t_shape else 1
+    p_last = p_shape[-1] if p_shape else 1
+    if p_last == 1:
+        return BinaryAccuracy(name=name)
+    if len(t_shape) < len(p_shape) or (t_last == 1 and p_last > 1):
+        return SparseCategoricalAccuracy(name=name)
+    return CategoricalAccuracy(name=name)
+
+
+def _shape(x: Any, name: str) -> tuple[int, ...]:
+    return tuple(x.shape) if hasattr(x, "shape") else tuple(as_tensor(x, name).shape)
+
+
+def get(identifier: Any, y_true: Any = None, y_pred: Any = None, loss: Any = None) -> Mean:
+    """A metric from a name, a class, an instance or a plain function, named as Keras names it.
+
+    `"accuracy"` and `"acc"` resolve from the shapes of `y_true` and `y_pred` and from `loss`
+    (see `resolve_accuracy`). Other names keep the spelling given (`"mae"` logs as `mae`);
+    a function is wrapped in `MeanMetricWrapper` and named after itself.
+
+    >>> get("sparse_top_k_categorical_accuracy")
+    SparseTopKCategoricalAccuracy(name='sparse_top_k_categorical_accuracy')
+    >>> get("mae")
+    MeanMetricWrapper(name='mae')
+    """
+    if isinstance(identifier, Mean):
+        return identifier
+    if isinstance(identifier, str):
+        if identifier.lower() in _AUTO:
+            return resolve_accuracy(identifier, y_true, y_pred, loss)
+        if identifier in _CLASSES:
+            metric = _CLASSES[identifier]()
+            metric.name = identifier if identifier[0].islower() else metric.name
+            return metric
+        if identifier in _FUNCTIONS:
+            return MeanMetricWrapper(_FUNCTIONS[identifier], name=identifier)
+        raise ValueError(f"Unknown metric {identifier!r}. Valid names: {', '.join(valid_names())}.")
+    if inspect.isclass(identifier) and issubclass(identifier, Mean):
+        return identifier()
+    if isinstance(identifier, torchmetrics.Metric):
+        raise TypeError(
+            f"{type(identifier).__name__} is a torchmetrics metric, called as (preds, target); "
+            "torch_keras_metrics metrics are called as (y_true, y_pred). Use one of ours, or a function."
+        )
+    if callable(identifier) and not inspect.isclass(identifier):
+        name = getattr(identifier, "__name__", None) or getattr(getattr(identifier, "func", None), "__name__", None)
+        return MeanMetricWrapper(identifier, name=name or _snake_case(type(identifier).__name__))
+    raise TypeError(
+        f"A metric must be a name, a torch_keras_metrics metric class or instance, or a function "
+        f"(y_true, y_pred) -> values; got {identifier!r}."
+    )
+
+
+def valid_names() -> list[str]:
+    """Every name `get` accepts."""
+    return sorted([*_AUTO, *_CLASSES, *_FUNCTIONS])
