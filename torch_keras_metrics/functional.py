@@ -209,7 +209,7 @@ def _floats(matches: torch.Tensor) -> torch.Tensor:
     return matches.to(torch.float32)
 
 
-# --------------------------------------------------------------------------- bool kernels (the metrics sum these directly)
+# ------------------------------------------------------------- bool kernels (the metrics sum these directly)
 
 
 def _accuracy(y_true: Any, y_pred: Any) -> torch.Tensor:
