@@ -73,7 +73,7 @@ def broadcast_shape(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str, 
     """The broadcast shape of `a` and `b`, or a ValueError naming both arguments and their shapes."""
     if a.shape == b.shape:
         return a.shape
-    shape = _broadcast(a.shape, b.shape)
+    shape = broadcast_shapes(a.shape, b.shape)
     if shape is None:
         raise ValueError(
             f"`{name_a}` of shape {tuple(a.shape)} and `{name_b}` of shape {tuple(b.shape)} do not fit "
@@ -82,7 +82,7 @@ def broadcast_shape(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str, 
     return shape
 
 
-def _broadcast(a: torch.Size, b: torch.Size) -> torch.Size | None:
+def broadcast_shapes(a: torch.Size, b: torch.Size) -> torch.Size | None:
     """numpy's broadcasting rule on two shapes (torch.broadcast_shapes is slow for a hot path)."""
     out = []
     for i in range(1, max(len(a), len(b)) + 1):
@@ -96,7 +96,7 @@ def _broadcast(a: torch.Size, b: torch.Size) -> torch.Size | None:
 
 def broadcasts_to(shape: torch.Size, target: torch.Size) -> bool:
     """Whether `shape` broadcasts to exactly `target`."""
-    return _broadcast(shape, target) == target
+    return broadcast_shapes(shape, target) == target
 
 
 def squeeze_or_expand_to_same_rank(

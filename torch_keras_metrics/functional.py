@@ -26,6 +26,7 @@ import torch
 from ._checks import (
     as_tensor,
     broadcast_shape,
+    broadcast_shapes,
     check_k,
     check_scores,
     check_threshold,
@@ -197,12 +198,23 @@ def _sparse_match(
         # [0, C) can never equal it and needs no mask.
         if not _use_compiled(scores, "argmax"):
             return _argmax(scores) == labels
-    lead = broadcast_shape(labels, scores[..., 0], "y_true", "y_pred", " (y_pred without its class axis)")
+    lead = _lead_shape(labels, scores)
     index, valid = _labels_as_index(labels, num_classes)
     scores = scores.expand(*lead, num_classes).reshape(-1, num_classes)
     index = index.expand(lead).reshape(-1)
     hit = rule(scores, index).reshape(lead) & valid
     return hit
+
+
+def _lead_shape(labels: torch.Tensor, scores: torch.Tensor) -> torch.Size:
+    """Broadcast shape of the labels and the scores' leading axes, or a ValueError with both full shapes."""
+    lead = broadcast_shapes(labels.shape, scores.shape[:-1])
+    if lead is None:
+        raise ValueError(
+            f"`y_true` of shape {tuple(labels.shape)} does not fit `y_pred` of shape {tuple(scores.shape)}: "
+            f"expected one label per row of scores, i.e. y_true of shape {tuple(scores.shape[:-1])}."
+        )
+    return lead
 
 
 def _floats(matches: torch.Tensor) -> torch.Tensor:
@@ -262,7 +274,7 @@ def _sparse_top_k_categorical_accuracy(
     shape = y_true.shape
     labels = y_true.squeeze(-1) if y_true.dim() == y_pred.dim() and y_true.shape[-1] == 1 else y_true
     if from_sorted_ids:
-        lead = broadcast_shape(labels, y_pred[..., 0], "y_true", "y_pred", " (y_pred without its id axis)")
+        lead = _lead_shape(labels, y_pred)
         ids = y_pred[..., :k]
         if not ids.is_floating_point() and labels.is_floating_point():
             labels = labels.to(torch.float64)
