@@ -56,21 +56,22 @@ def _snake_case(name: str) -> str:
 def _sum_per_sample(values: torch.Tensor) -> torch.Tensor:
     """Sum over samples of each sample's mean over its non-batch axes.
 
-    Right/wrong flags are summed in float32 while that is exact (< 2**24 per batch, one kernel
-    fewer on the way to a float32 batch value); anything else in float64.
+    Right/wrong flags are counted exactly in int64 (`count_nonzero` is the cheapest reduction
+    torch has); anything else is summed in float64.
     """
     per_sample = values.shape[1:].numel()
-    exact32 = values.dtype == torch.bool and values.numel() < _FLOAT32_EXACT
-    total = values.sum(dtype=torch.float32 if exact32 else torch.float64)
+    if values.dtype == torch.bool:
+        total = torch.count_nonzero(values)
+        return total.to(torch.float64) / per_sample if per_sample > 1 else total
+    total = values.sum(dtype=torch.float64)
     return total / per_sample if per_sample > 1 else total
 
 
-_FLOAT32_EXACT = 1 << 24
+def _samples_in(values: torch.Tensor) -> float:
+    """Unweighted count: the batch size, or 1 for a scalar (a function that already averaged).
 
-
-def _samples_in(values: torch.Tensor) -> int:
-    """Unweighted count: the batch size, or 1 for a scalar (a function that already averaged)."""
-    return values.shape[0] if values.dim() > 0 else 1
+    A float, since adding a Python float to a float64 tensor is the cheaper kernel call."""
+    return float(values.shape[0]) if values.dim() > 0 else 1.0
 
 
 def _weighted_sums(values: torch.Tensor, sample_weight: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -193,13 +194,13 @@ class Mean(torchmetrics.Metric):
         values = as_tensor(values, "values", self.total.device).detach()
         return values if values.is_floating_point() else values.to(torch.float32)
 
-    def _batch_sums(self, values: torch.Tensor, sample_weight: Any) -> tuple[torch.Tensor, torch.Tensor | int]:
+    def _batch_sums(self, values: torch.Tensor, sample_weight: Any) -> tuple[torch.Tensor, torch.Tensor | float]:
         """This batch's (total, count), computed before any state changes."""
         if sample_weight is None:
             return _sum_per_sample(values), _samples_in(values)
         return _weighted_sums(values, sample_weight)
 
-    def _add(self, total: torch.Tensor, count: torch.Tensor | int) -> None:
+    def _add(self, total: torch.Tensor, count: torch.Tensor | float) -> None:
         if torch.compiler.is_compiling():
             # Through a 1-element view: torch.compile (2.13, CPU) silently drops in-place updates
             # of 0-dim float64 tensors, while updates through a view land.
@@ -233,9 +234,9 @@ class Mean(torchmetrics.Metric):
         self.total, self.count = summed[0].clone(), summed[1].clone()
 
 
-def _ratio(total: torch.Tensor, count: torch.Tensor | int) -> torch.Tensor:
-    if isinstance(count, int):  # unweighted: the count is known on the host, no division by zero
-        return total / count if count else torch.zeros_like(total)
+def _ratio(total: torch.Tensor, count: torch.Tensor | float) -> torch.Tensor:
+    if isinstance(count, float):  # unweighted: the count is known on the host, no division by zero
+        return total.div(count) if count else torch.zeros((), dtype=torch.float32, device=total.device)
     return torch.where(count != 0, total / count, torch.zeros_like(total))
 
 
@@ -270,14 +271,16 @@ class MeanMetricWrapper(Mean):
 
     def _matches(self, y_true: Any, y_pred: Any) -> torch.Tensor:
         """Per-element values on the state's device (bool for the accuracies: cheapest to sum)."""
-        device = self.total.device
+        device = self._buffers["total"].device
         if not isinstance(y_pred, torch.Tensor):
             y_pred = as_tensor(y_pred, "y_pred", device)
         if not isinstance(y_true, torch.Tensor):
             y_true = as_tensor(y_true, "y_true", y_pred.device)
-        values = self._fn(y_true.detach(), y_pred.detach(), **self._fn_kwargs)
+        values = self._fn(y_true, y_pred, **self._fn_kwargs)
         if not isinstance(values, torch.Tensor):
             values = as_tensor(values, f"the value returned by {getattr(self._fn, '__name__', self._fn)!r}")
+        if values.requires_grad:  # a differentiable metric function: never keep its graph alive
+            values = values.detach()
         return values.to(device) if values.device != device else values
 
 
