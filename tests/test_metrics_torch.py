@@ -131,29 +131,23 @@ def test_compiled_training_step_compiles_once_and_counts_like_eager():
     assert compiled_metrics[2].count == 25 * 16
 
 
+def _both_rules(labels, scores, compile_mode):
+    F.set_compile(compile_mode)
+    try:
+        return F.sparse_categorical_accuracy(labels, scores), F.sparse_top_k_categorical_accuracy(labels, scores, k=5)
+    finally:
+        F.set_compile("auto")
+
+
 def test_large_inputs_take_the_compiled_kernels_and_agree_with_eager():
     """Above the size threshold the counting kernels run compiled; ties, NaNs and bad labels included."""
     g = torch.Generator().manual_seed(3)
     scores = torch.randint(0, 3, (600, 500), generator=g).float()
     scores[torch.rand(600, 500, generator=g) < 0.01] = float("nan")
     labels = torch.randint(-2, 503, (600,), generator=g)
-    F.set_compile(True)
-    try:
-        compiled = (
-            F.sparse_categorical_accuracy(labels, scores),
-            F.sparse_top_k_categorical_accuracy(labels, scores, k=5),
-        )
-    finally:
-        F.set_compile("auto")
+    compiled = _both_rules(labels, scores, compile_mode=True)
     assert not F._compile_failed
-    F.set_compile(False)
-    try:
-        eager = (
-            F.sparse_categorical_accuracy(labels, scores),
-            F.sparse_top_k_categorical_accuracy(labels, scores, k=5),
-        )
-    finally:
-        F.set_compile("auto")
+    eager = _both_rules(labels, scores, compile_mode=False)
     in_range = (labels >= 0) & (labels < 500)
     assert torch.equal(compiled[0], eager[0]) and torch.equal(compiled[1], eager[1])
     assert torch.equal(eager[0], ((scores.argmax(-1) == labels) & in_range).float())
