@@ -340,9 +340,11 @@ def test_bad_threshold(threshold):
 
 def test_out_of_range_labels_are_wrong_never_a_crash():
     scores = torch.tensor([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])
-    for labels in (torch.tensor([-1, 2, 5, -7]), torch.tensor([-1.0, 2.0, 0.5, float("nan")])):
+    for labels in (torch.tensor([-1, 2, 5, -7]), torch.tensor([-1.0, 2.0, 9.0, float("nan")])):
         assert F.sparse_categorical_accuracy(labels, scores).sum() == 0
         assert F.sparse_top_k_categorical_accuracy(labels, scores, k=5).sum() == 0
+    # a fractional label is wrong against float scores, as in Keras (which cuts it to 0 in the top-k metrics)
+    assert F.sparse_categorical_accuracy(torch.tensor([0.5]), scores[1:2]).item() == 0
 
 
 def test_tensor_threshold_stays_on_device():

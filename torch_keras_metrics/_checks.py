@@ -15,10 +15,11 @@ import torch
 _NUMERIC_KINDS = frozenset("biuf")  # numpy kinds: bool, int, uint, float
 
 
-def as_tensor(x: Any, name: str, device: torch.device | None = None) -> torch.Tensor:
+def as_tensor(x: Any, name: str, device: torch.device | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
     """Turn a tensor, numpy array, list or number into a tensor, or raise naming `name`.
 
-    Tensors are returned as they are unless `device` asks for a move.
+    Tensors are returned as they are unless `device` asks for a move. Anything else is read
+    into `dtype` when one is given (straight from its numpy form, with no float32 step).
     """
     if isinstance(x, torch.Tensor):
         if x.is_complex():
@@ -39,10 +40,12 @@ def as_tensor(x: Any, name: str, device: torch.device | None = None) -> torch.Te
             if arr.size
             else f"`{name}` must hold real numbers, got an empty {type(x).__name__} of dtype {arr.dtype}."
         )
-    if arr.dtype == np.float64 and not isinstance(x, np.ndarray):
+    if dtype is None and arr.dtype == np.float64 and not isinstance(x, np.ndarray):
         # Python floats become float32, as Keras' convert_to_tensor does.
         arr = arr.astype(np.float32)
     t = torch.as_tensor(arr)
+    if dtype is not None:
+        t = t.to(dtype)
     return t if device is None else t.to(device)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable
 
+import numpy as np
 import torch
 
 from ._checks import (
@@ -45,13 +46,18 @@ __all__ = [
 # --------------------------------------------------------------------------- inputs
 
 
-def _pair(y_true: Any, y_pred: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """Both inputs as tensors on y_pred's device (or y_true's, if only it is a tensor)."""
-    if isinstance(y_pred, torch.Tensor):
-        y_pred = as_tensor(y_pred, "y_pred")
-        return as_tensor(y_true, "y_true", y_pred.device), y_pred
-    y_true = as_tensor(y_true, "y_true")
-    return y_true, as_tensor(y_pred, "y_pred", y_true.device)
+def _pair(y_true: Any, y_pred: Any, true_as_pred: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both inputs as tensors on y_pred's device (or y_true's, if only it is a tensor).
+
+    With `true_as_pred`, a `y_true` that is not yet a tensor is read straight into y_pred's dtype, as
+    Keras' `convert_to_tensor(y_true, dtype=y_pred.dtype)` does (a list of floats meeting float64
+    scores is not rounded to float32 on the way).
+    """
+    if not isinstance(y_pred, torch.Tensor) and isinstance(y_true, torch.Tensor):
+        return y_true, as_tensor(y_pred, "y_pred", y_true.device)
+    y_pred = as_tensor(y_pred, "y_pred")
+    dtype = y_pred.dtype if true_as_pred and not isinstance(y_true, torch.Tensor) else None
+    return as_tensor(y_true, "y_true", y_pred.device, dtype), y_pred
 
 
 def _argmax(x: torch.Tensor) -> torch.Tensor:
@@ -59,16 +65,22 @@ def _argmax(x: torch.Tensor) -> torch.Tensor:
     return (x.to(torch.uint8) if x.dtype == torch.bool else x).argmax(-1)
 
 
-def _labels_as_index(labels: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _labels_as_index(
+    labels: torch.Tensor, num_classes: int, truncate: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Integer class index (clamped in range, safe to gather with) and a mask of valid labels.
 
-    A label is valid when it is an integer in [0, num_classes): negative, too large,
-    fractional or NaN labels are wrong, never right and never an out-of-bounds read.
+    A label is valid when it is an integer in [0, num_classes): negative, too large or NaN labels
+    are wrong, never right and never an out-of-bounds read. A fractional float label is wrong,
+    unless `truncate`, where it is first cut to an integer as Keras' int cast cuts it (1.5 -> 1).
     """
     if labels.is_floating_point():
         wide = labels.to(torch.float64)  # exact for every float label, even bfloat16
-        valid = (wide >= 0) & (wide < num_classes) & (wide == wide.trunc())
-        index = torch.where(valid, wide, 0).to(torch.int64)
+        whole = wide.trunc()
+        valid = (whole >= 0) & (whole < num_classes)  # NaN fails both comparisons
+        if not truncate:
+            valid &= wide == whole
+        index = torch.where(valid, whole, 0).to(torch.int64)
     else:
         index = labels.to(torch.int64)
         valid = (index >= 0) & (index < num_classes)
@@ -189,7 +201,10 @@ def _in_top_k(scores: torch.Tensor, index: torch.Tensor, k: int) -> torch.Tensor
 
 
 def _sparse_match(
-    labels: torch.Tensor, scores: torch.Tensor, rule: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    labels: torch.Tensor,
+    scores: torch.Tensor,
+    rule: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    truncate: bool = False,
 ) -> torch.Tensor:
     """Apply `rule(scores_2d, index_1d)` to labels broadcast against the leading axes of scores."""
     num_classes = scores.shape[-1]
@@ -199,7 +214,7 @@ def _sparse_match(
         if not _use_compiled(scores, "argmax"):
             return _argmax(scores) == labels
     lead = _lead_shape(labels, scores)
-    index, valid = _labels_as_index(labels, num_classes)
+    index, valid = _labels_as_index(labels, num_classes, truncate)
     scores = scores.expand(*lead, num_classes).reshape(-1, num_classes)
     index = index.expand(lead).reshape(-1)
     hit = rule(scores, index).reshape(lead) & valid
@@ -225,7 +240,7 @@ def _floats(matches: torch.Tensor) -> torch.Tensor:
 
 
 def _accuracy(y_true: Any, y_pred: Any) -> torch.Tensor:
-    y_true, y_pred = _pair(y_true, y_pred)
+    y_true, y_pred = _pair(y_true, y_pred, true_as_pred=True)
     y_true, y_pred = squeeze_or_expand_to_same_rank(y_true.to(y_pred.dtype), y_pred)
     broadcast_shape(y_true, y_pred, "y_true", "y_pred")
     return y_true == y_pred
@@ -233,6 +248,9 @@ def _accuracy(y_true: Any, y_pred: Any) -> torch.Tensor:
 
 def _binary_accuracy(y_true: Any, y_pred: Any, threshold: float = 0.5) -> torch.Tensor:
     threshold = check_threshold(threshold)
+    if isinstance(threshold, float):
+        # Keras holds the threshold in a float32 tensor: 0.7 is 0.699999988, also against float64 scores.
+        threshold = float(np.float32(threshold))
     y_true, y_pred = _pair(y_true, y_pred)
     y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
     broadcast_shape(y_true, y_pred, "y_true", "y_pred")
@@ -240,29 +258,30 @@ def _binary_accuracy(y_true: Any, y_pred: Any, threshold: float = 0.5) -> torch.
 
 
 def _categorical_accuracy(y_true: Any, y_pred: Any) -> torch.Tensor:
-    y_true, y_pred = _pair(y_true, y_pred)
+    y_true, y_pred = _pair(y_true, y_pred)  # Keras takes argmax(y_true) before any cast
     _check_one_hot(y_true, y_pred)
     return _argmax(y_true) == _argmax(y_pred)
 
 
 def _sparse_categorical_accuracy(y_true: Any, y_pred: Any) -> torch.Tensor:
-    y_true, y_pred = _pair(y_true, y_pred)
+    y_true, y_pred = _pair(y_true, y_pred)  # labels keep their own dtype: 2049 stays 2049 beside float16
     check_scores(y_pred)
-    if y_true.dim() == y_pred.dim() and y_true.shape[-1] == 1:
+    label_axis = y_true.dim() == y_pred.dim() and y_true.shape[-1] == 1
+    if label_axis:
         y_true = y_true.squeeze(-1)
-    matches = _sparse_match(y_true, y_pred, _is_argmax)
-    if matches.dim() > 1 and matches.shape[-1] == 1:
-        matches = matches.squeeze(-1)
+    # Keras compares labels in y_pred's dtype: against integer scores a label 1.5 is cast to 1.
+    matches = _sparse_match(y_true, y_pred, _is_argmax, truncate=not y_pred.is_floating_point())
+    if not label_axis and matches.dim() > 1 and matches.shape[-1] == 1:
+        matches = matches.squeeze(-1)  # only one trailing size-1 axis goes: (N, 1, 1) labels give (N, 1)
     return matches
 
 
 def _top_k_categorical_accuracy(y_true: Any, y_pred: Any, k: int = 5) -> torch.Tensor:
     k = check_k(k)
-    y_true, y_pred = _pair(y_true, y_pred)
+    y_true, y_pred = _pair(y_true, y_pred, true_as_pred=True)
     _check_one_hot(y_true, y_pred)
-    if y_pred.is_floating_point():
-        y_true = y_true.to(y_pred.dtype)  # as Keras: soft labels are compared in y_pred's precision
-    return _sparse_match(_argmax(y_true), y_pred, lambda s, i: _in_top_k(s, i, k))
+    # As Keras: y_true is cast to y_pred's dtype before its argmax (soft labels meet integer scores as 0s).
+    return _sparse_match(_argmax(y_true.to(y_pred.dtype)), y_pred, lambda s, i: _in_top_k(s, i, k))
 
 
 def _sparse_top_k_categorical_accuracy(
@@ -277,10 +296,12 @@ def _sparse_top_k_categorical_accuracy(
         lead = _lead_shape(labels, y_pred)
         ids = y_pred[..., :k]
         if not ids.is_floating_point() and labels.is_floating_point():
-            labels = labels.to(torch.float64)
+            # Keras casts labels to the ids' dtype: 1.5 becomes 1; a NaN label matches nothing.
+            labels = torch.where(labels == labels, labels.to(torch.float64).trunc(), -1).to(torch.int64)
         matches = (labels.unsqueeze(-1) == ids).any(-1).expand(lead)
     else:
-        matches = _sparse_match(labels, y_pred, lambda s, i: _in_top_k(s, i, k))
+        # Keras converts the labels to int32 here, cutting fractions (1.5 -> 1).
+        matches = _sparse_match(labels, y_pred, lambda s, i: _in_top_k(s, i, k), truncate=True)
     if matches.shape != shape and matches.numel() == shape.numel():
         matches = matches.reshape(shape)
     return matches
