@@ -7,6 +7,8 @@ tensor(0.5000)
 """
 
 from . import functional, losses
+from .callbacks import BaseLogger, Callback, CallbackList, ProgbarLogger
+from .history import History, plot_history
 from .metrics import (
     Accuracy,
     BinaryAccuracy,
@@ -20,6 +22,7 @@ from .metrics import (
     resolve_accuracy,
     valid_names,
 )
+from .trainer import KerasLoss, Trainer
 
 __version__ = "0.1.0"
 
@@ -37,4 +40,12 @@ __all__ = [
     "losses",
     "resolve_accuracy",
     "valid_names",
+    "BaseLogger",
+    "Callback",
+    "CallbackList",
+    "History",
+    "KerasLoss",
+    "ProgbarLogger",
+    "Trainer",
+    "plot_history",
 ]

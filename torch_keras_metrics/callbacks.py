@@ -1,0 +1,358 @@
+"""Keras' callback machinery: `Callback`, `CallbackList`, `BaseLogger` and `ProgbarLogger`.
+
+A callback sees the trainer only through `self.trainer` (its `stop_training` flag and its `model`),
+`self.model` (the torch module) and `self.params` (`epochs`, `steps`, `verbose`), plus the logs:
+nothing here needs the Trainer's internals, so Keras' other callbacks port as they are.
+
+Batch logs are `Logs` mappings holding the batch's own values (Keras 2's convention), read lazily;
+epoch logs are plain dicts of floats holding the stateful epoch results (Keras 3's numbers).
+
+>>> import torch
+>>> from torch_keras_metrics.logs import Logs
+>>> base = BaseLogger()
+>>> base.on_epoch_begin(0)
+>>> base.on_train_batch_end(0, Logs({"acc": torch.tensor(1.0)}, size=3))
+>>> base.on_train_batch_end(1, Logs({"acc": torch.tensor(0.0)}, size=1))
+>>> base.on_epoch_end(0, {})
+>>> base.averages
+{'acc': 0.75}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import torch
+
+from .logs import Logs, raw_values
+from .progbar import Progbar
+
+__all__ = ["Callback", "CallbackList", "BaseLogger", "ProgbarLogger", "stack_floats"]
+
+_BATCH_HOOKS = tuple(f"on_{mode}_batch_{when}" for mode in ("train", "test", "predict") for when in ("begin", "end"))
+
+
+class Callback:
+    """Base class of callbacks; every hook Keras defines, each a no-op here."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, Any] = {}
+        self.trainer: Any = None
+
+    @property
+    def model(self) -> Any:
+        """The torch module being trained (`self.trainer.model`)."""
+        return getattr(self.trainer, "model", None)
+
+    def set_params(self, params: dict[str, Any]) -> None:
+        self.params = params
+
+    def set_model(self, trainer: Any) -> None:
+        """Called with the Trainer; `self.model` is then its torch module."""
+        self.trainer = trainer
+
+    def on_batch_begin(self, batch: int, logs: Mapping | None = None) -> None:
+        """Keras' alias of `on_train_batch_begin`."""
+
+    def on_batch_end(self, batch: int, logs: Mapping | None = None) -> None:
+        """Keras' alias of `on_train_batch_end`."""
+
+    def on_epoch_begin(self, epoch: int, logs: Mapping | None = None) -> None: ...
+
+    def on_epoch_end(self, epoch: int, logs: Mapping | None = None) -> None: ...
+
+    def on_train_batch_begin(self, batch: int, logs: Mapping | None = None) -> None:
+        self.on_batch_begin(batch, logs=logs)
+
+    def on_train_batch_end(self, batch: int, logs: Mapping | None = None) -> None:
+        self.on_batch_end(batch, logs=logs)
+
+    def on_test_batch_begin(self, batch: int, logs: Mapping | None = None) -> None: ...
+
+    def on_test_batch_end(self, batch: int, logs: Mapping | None = None) -> None: ...
+
+    def on_predict_batch_begin(self, batch: int, logs: Mapping | None = None) -> None: ...
+
+    def on_predict_batch_end(self, batch: int, logs: Mapping | None = None) -> None: ...
+
+    def on_train_begin(self, logs: Mapping | None = None) -> None: ...
+
+    def on_train_end(self, logs: Mapping | None = None) -> None: ...
+
+    def on_test_begin(self, logs: Mapping | None = None) -> None: ...
+
+    def on_test_end(self, logs: Mapping | None = None) -> None: ...
+
+    def on_predict_begin(self, logs: Mapping | None = None) -> None: ...
+
+    def on_predict_end(self, logs: Mapping | None = None) -> None: ...
+
+
+def _overrides(cb: Callback, hook: str) -> bool:
+    if hook.startswith("on_train_batch_"):
+        alias = hook.replace("on_train_batch_", "on_batch_")
+        if getattr(type(cb), alias, None) is not getattr(Callback, alias):
+            return True
+    return getattr(type(cb), hook, None) is not getattr(Callback, hook)
+
+
+class CallbackList(Callback):
+    """Calls every hook on each of its callbacks, in order.
+
+    Per-batch hooks go only to callbacks that override them, so an unused hook costs nothing.
+    """
+
+    def __init__(self, callbacks: Iterable[Callback] | None = None, trainer: Any = None, **params: Any) -> None:
+        super().__init__()
+        self.callbacks: list[Callback] = list(callbacks or [])
+        self._batch_calls: dict[str, list] = {}
+        self._index()
+        if trainer is not None:
+            self.set_model(trainer)
+        if params:
+            self.set_params(params)
+
+    def _index(self) -> None:
+        self._batch_calls = {h: [getattr(c, h) for c in self.callbacks if _overrides(c, h)] for h in _BATCH_HOOKS}
+
+    def batch_hooks(self, hook: str) -> list:
+        """The bound `hook` methods of the callbacks that override it (e.g. `"on_train_batch_end"`)."""
+        return self._batch_calls[hook]
+
+    def append(self, callback: Callback) -> None:
+        self.callbacks.append(callback)
+        self._index()
+        if self.trainer is not None:
+            callback.set_model(self.trainer)
+        if self.params:
+            callback.set_params(self.params)
+
+    def __iter__(self):
+        return iter(self.callbacks)
+
+    def set_params(self, params: dict[str, Any]) -> None:
+        self.params = params
+        for c in self.callbacks:
+            c.set_params(params)
+
+    def set_model(self, trainer: Any) -> None:
+        self.trainer = trainer
+        for c in self.callbacks:
+            c.set_model(trainer)
+
+    def _call(self, hook: str, *args: Any) -> None:
+        for c in self.callbacks:
+            getattr(c, hook)(*args)
+
+    def on_epoch_begin(self, epoch: int, logs: Mapping | None = None) -> None:
+        self._call("on_epoch_begin", epoch, logs)
+
+    def on_epoch_end(self, epoch: int, logs: Mapping | None = None) -> None:
+        self._call("on_epoch_end", epoch, logs)
+
+    def on_train_batch_begin(self, batch: int, logs: Mapping | None = None) -> None:
+        for f in self._batch_calls["on_train_batch_begin"]:
+            f(batch, logs)
+
+    def on_train_batch_end(self, batch: int, logs: Mapping | None = None) -> None:
+        for f in self._batch_calls["on_train_batch_end"]:
+            f(batch, logs)
+
+    def on_test_batch_begin(self, batch: int, logs: Mapping | None = None) -> None:
+        for f in self._batch_calls["on_test_batch_begin"]:
+            f(batch, logs)
+
+    def on_test_batch_end(self, batch: int, logs: Mapping | None = None) -> None:
+        for f in self._batch_calls["on_test_batch_end"]:
+            f(batch, logs)
+
+    def on_predict_batch_begin(self, batch: int, logs: Mapping | None = None) -> None:
+        for f in self._batch_calls["on_predict_batch_begin"]:
+            f(batch, logs)
+
+    def on_predict_batch_end(self, batch: int, logs: Mapping | None = None) -> None:
+        for f in self._batch_calls["on_predict_batch_end"]:
+            f(batch, logs)
+
+    def on_train_begin(self, logs: Mapping | None = None) -> None:
+        self._call("on_train_begin", logs)
+
+    def on_train_end(self, logs: Mapping | None = None) -> None:
+        self._call("on_train_end", logs)
+
+    def on_test_begin(self, logs: Mapping | None = None) -> None:
+        self._call("on_test_begin", logs)
+
+    def on_test_end(self, logs: Mapping | None = None) -> None:
+        self._call("on_test_end", logs)
+
+    def on_predict_begin(self, logs: Mapping | None = None) -> None:
+        self._call("on_predict_begin", logs)
+
+    def on_predict_end(self, logs: Mapping | None = None) -> None:
+        self._call("on_predict_end", logs)
+
+
+def stack_floats(values: list[Any]) -> list[float]:
+    """Many scalars (tensors or numbers) as Python floats, with one device read for all tensors."""
+    if not values:
+        return []
+    if all(isinstance(v, torch.Tensor) for v in values):
+        dtype = values[0].dtype
+        if any(v.dtype != dtype for v in values):
+            values = [v.float() for v in values]
+        return torch.stack(values).reshape(len(values)).tolist()
+    return [float(v) for v in values]
+
+
+def batch_size_of(logs: Mapping | None) -> int:
+    if isinstance(logs, Logs):
+        return logs.size
+    return (logs or {}).get("size", 0)
+
+
+class BaseLogger(Callback):
+    """Keras 2's `BaseLogger`: each epoch value is `sum(value_b * size_b) / sum(size_b)` over the batch logs.
+
+    Always installed by `Trainer.fit`. It keeps the batch tensors and reduces them once per epoch,
+    so it never reads a device value per batch. Its numbers are in `averages` (the last epoch) and
+    `history` (every epoch). With `overwrite=True` it also writes them into the epoch logs, as Keras 2
+    did; by default the epoch logs keep the stateful (Keras 3) results. Without sample weights both
+    agree; with sample weights, or a metric function that returns a batch mean, they differ (SEMANTICS §4).
+    """
+
+    def __init__(self, overwrite: bool = False) -> None:
+        super().__init__()
+        self.overwrite = overwrite
+        self.averages: dict[str, float] = {}
+        self.history: dict[str, list[float]] = {}
+        self._values: list[dict[str, Any]] = []
+        self._sizes: list[int] = []
+
+    def on_epoch_begin(self, epoch: int, logs: Mapping | None = None) -> None:
+        self._values, self._sizes = [], []
+
+    def on_batch_end(self, batch: int, logs: Mapping | None = None) -> None:
+        if type(logs) is Logs:
+            self._values.append(logs._values)
+            self._sizes.append(logs.size)
+        else:
+            self._values.append(raw_values(logs))
+            self._sizes.append(batch_size_of(logs))
+
+    on_train_batch_end = on_batch_end
+
+    def on_epoch_end(self, epoch: int, logs: Mapping | None = None) -> None:
+        self.averages = size_weighted_means(list(zip(self._values, self._sizes)))
+        for k, v in self.averages.items():
+            self.history.setdefault(k, []).append(v)
+        if self.overwrite and logs is not None:
+            logs.update(self.averages)  # type: ignore[attr-defined]
+
+
+def size_weighted_means(batches: list[tuple[Mapping, int]]) -> dict[str, float]:
+    """Keras 2's reduction, `sum(v_b * n_b) / sum(n_b)` per key, computed in float64."""
+    seen = sum(n for _, n in batches)
+    keys: dict[str, None] = {}
+    for values, _ in batches:
+        keys.update(dict.fromkeys(values))
+    out = {}
+    for k in sorted(keys):
+        pairs = [(v[k], n) for v, n in batches if k in v]
+        floats = stack_floats([p[0] for p in pairs])
+        out[k] = sum(f * n for f, (_, n) in zip(floats, pairs)) / seen if seen else 0.0
+    return out
+
+
+class ProgbarLogger(Callback):
+    """Prints Keras 3's progress bar: a live bar (verbose=1) or one line per epoch (verbose=2).
+
+    The live bar shows running epoch values, read from the device only when it redraws (every
+    `interval` seconds at most). Validation inside `fit` is silent, as in Keras.
+    """
+
+    def __init__(self, interval: float = 0.1, stream: Any = None) -> None:
+        super().__init__()
+        self.interval = interval
+        self.stream = stream
+        self.progbar: Progbar | None = None
+        self.verbose = 1
+        self.epochs = 1
+        self.target: int | None = None
+        self.seen = 0
+        self._called_in_fit = False
+
+    def set_params(self, params: dict[str, Any]) -> None:
+        super().set_params(params)
+        verbose = params.get("verbose", 1)
+        self.verbose = 1 if verbose == "auto" else verbose
+        self.epochs = params.get("epochs", 1)
+        self.target = params.get("steps")
+
+    def on_train_begin(self, logs: Mapping | None = None) -> None:
+        self._called_in_fit = True
+
+    def on_train_end(self, logs: Mapping | None = None) -> None:
+        self._called_in_fit = False
+
+    def on_test_begin(self, logs: Mapping | None = None) -> None:
+        if not self._called_in_fit:
+            self._reset()
+
+    def on_predict_begin(self, logs: Mapping | None = None) -> None:
+        self._reset()
+
+    def on_epoch_begin(self, epoch: int, logs: Mapping | None = None) -> None:
+        self._reset()
+        if self.verbose and self.epochs > 1:
+            self._print(f"Epoch {epoch + 1}/{self.epochs}\n")
+
+    def on_train_batch_end(self, batch: int, logs: Mapping | None = None) -> None:
+        self._update(batch, logs)
+
+    def on_test_batch_end(self, batch: int, logs: Mapping | None = None) -> None:
+        if not self._called_in_fit:
+            self._update(batch, logs)
+
+    def on_predict_batch_end(self, batch: int, logs: Mapping | None = None) -> None:
+        self._update(batch, None)
+
+    def on_epoch_end(self, epoch: int, logs: Mapping | None = None) -> None:
+        self._finalize(logs)
+
+    def on_test_end(self, logs: Mapping | None = None) -> None:
+        if not self._called_in_fit:
+            self._finalize(logs)
+
+    def on_predict_end(self, logs: Mapping | None = None) -> None:
+        self._finalize(None)
+
+    def _print(self, message: str) -> None:
+        import sys
+
+        stream = self.stream if self.stream is not None else sys.stdout
+        stream.write(message)
+        stream.flush()
+
+    def _reset(self) -> None:
+        self.seen = 0
+        self.progbar = Progbar(self.target, verbose=self.verbose, interval=self.interval, stream=self.stream)
+
+    def _update(self, batch: int, logs: Mapping | None) -> None:
+        if self.progbar is None:
+            self._reset()
+        self.seen = batch + 1
+        if self.verbose == 1 and self.progbar.will_draw(self.seen):
+            values = logs.running() if isinstance(logs, Logs) else logs
+            self.progbar.update(self.seen, values, finalize=False)
+        elif self.verbose == 1:
+            self.progbar.update(self.seen, None, finalize=False)
+
+    def _finalize(self, logs: Mapping | None) -> None:
+        if self.progbar is None:
+            self._reset()
+        if self.target is None:
+            self.target = self.seen
+            self.progbar.target = self.target
+        self.progbar.update(self.target, logs or {}, finalize=True)

@@ -1,0 +1,231 @@
+"""Batches for the Trainer: in-memory arrays by slicing tensors, or a torch `Dataset`/`DataLoader`.
+
+In-memory data is never routed through a `DataLoader` (its per-batch collation costs about as much
+as a small training step): a shuffled epoch gathers the whole array once in the new order, then
+every batch is a slice (a view). A batch is a tuple `(x, y, sample_weight)` with `y` and
+`sample_weight` possibly None.
+
+>>> import torch
+>>> data = ArrayData(torch.arange(5.0), torch.arange(5))
+>>> [tuple(b[1].tolist()) for b in data.batches(2, shuffle=False)]
+[(0, 1), (2, 3), (4,)]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, IterableDataset
+
+Batch = tuple[Any, Any, Any]
+
+
+def to_tensor(x: Any, name: str) -> Any:
+    """A numpy array, list or tensor as a tensor (numpy memory shared); tuples/lists of arrays and dicts
+    of arrays (multi-input models) keep their structure."""
+    if x is None or isinstance(x, torch.Tensor):
+        return x
+    if isinstance(x, dict):
+        return {k: to_tensor(v, f"{name}[{k!r}]") for k, v in x.items()}
+    if isinstance(x, tuple) or (isinstance(x, list) and x and isinstance(x[0], (np.ndarray, torch.Tensor))):
+        return tuple(to_tensor(v, f"{name}[{i}]") for i, v in enumerate(x))
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"`{name}` must hold numbers, got dtype {arr.dtype}.")
+    if arr.dtype == np.float64:
+        arr = arr.astype(np.float32)  # Keras' floatx
+    return torch.from_numpy(np.ascontiguousarray(arr))
+
+
+def leaves(x: Any) -> list[torch.Tensor]:
+    """Every tensor in a tensor, tuple/list or dict."""
+    if isinstance(x, torch.Tensor):
+        return [x]
+    if isinstance(x, dict):
+        return [t for v in x.values() for t in leaves(v)]
+    if isinstance(x, (tuple, list)):
+        return [t for v in x for t in leaves(v)]
+    return []
+
+
+def map_tensors(fn: Any, x: Any) -> Any:
+    """Apply `fn` to every tensor in a tensor, tuple/list or dict."""
+    if isinstance(x, torch.Tensor):
+        return fn(x)
+    if isinstance(x, dict):
+        return {k: map_tensors(fn, v) for k, v in x.items()}
+    if isinstance(x, (tuple, list)):
+        return type(x)(map_tensors(fn, v) for v in x)
+    return x
+
+
+def num_samples(x: Any, name: str = "x") -> int:
+    """Length of the first axis, the same for every tensor in `x`."""
+    tensors = leaves(x)
+    if not tensors:
+        raise TypeError(f"`{name}` must be a tensor or array (or a tuple/dict of them), got {type(x).__name__}.")
+    lengths = {t.shape[0] if t.dim() else None for t in tensors}
+    if None in lengths:
+        raise ValueError(f"`{name}` must have a batch axis, got a scalar.")
+    if len(lengths) > 1:
+        raise ValueError(f"The arrays in `{name}` have different numbers of samples: {sorted(lengths)}.")
+    return lengths.pop()
+
+
+class ArrayData:
+    """In-memory `(x, y, sample_weight)` served in batches by slicing."""
+
+    def __init__(self, x: Any, y: Any = None, sample_weight: Any = None, pin_memory: bool = False) -> None:
+        self.x = to_tensor(x, "x")
+        self.y = to_tensor(y, "y")
+        self.sample_weight = to_tensor(sample_weight, "sample_weight")
+        self.n = num_samples(self.x, "x")
+        for name, arr in (("y", self.y), ("sample_weight", self.sample_weight)):
+            if arr is not None and num_samples(arr, name) != self.n:
+                raise ValueError(
+                    f"`x` and `{name}` must have the same number of samples, got x: {self.n} and "
+                    f"{name}: {num_samples(arr, name)}."
+                )
+        self.pin_memory = pin_memory
+        if pin_memory:
+            self.x, self.y, self.sample_weight = map_tensors(_pinned, (self.x, self.y, self.sample_weight))
+
+    def __len__(self) -> int:
+        return self.n
+
+    def steps(self, batch_size: int) -> int:
+        return math.ceil(self.n / batch_size)
+
+    def split(self, validation_split: float) -> tuple[ArrayData, ArrayData]:
+        """The first `floor(n * (1 - validation_split))` samples for training, the rest for validation (Keras)."""
+        split_at = int(math.floor(self.n * (1.0 - validation_split)))
+        if split_at == 0 or split_at == self.n:
+            raise ValueError(
+                f"validation_split={validation_split} leaves no samples for "
+                f"{'training' if split_at == 0 else 'validation'} out of {self.n}."
+            )
+        parts = []
+        for lo, hi in ((0, split_at), (split_at, self.n)):
+            part = ArrayData.__new__(ArrayData)
+            part.x, part.y, part.sample_weight = map_tensors(lambda t, lo=lo, hi=hi: t[lo:hi], self.arrays)
+            part.n, part.pin_memory = hi - lo, self.pin_memory
+            parts.append(part)
+        return parts[0], parts[1]
+
+    @property
+    def arrays(self) -> tuple[Any, Any, Any]:
+        return self.x, self.y, self.sample_weight
+
+    def batches(
+        self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None
+    ) -> Iterator[Batch]:
+        """One pass over the data; shuffled by one gather of every array, then sliced into views."""
+        arrays = self.arrays
+        if shuffle:
+            perm = torch.randperm(self.n, generator=generator)
+            arrays = map_tensors(lambda t: _gather(t, perm), arrays)
+        x, y, w = arrays
+        if isinstance(x, torch.Tensor) and (y is None or isinstance(y, torch.Tensor)):
+            for start in range(0, self.n, batch_size):  # the common case, without per-batch helpers
+                end = start + batch_size
+                yield x[start:end], None if y is None else y[start:end], None if w is None else w[start:end]
+            return
+        for start in range(0, self.n, batch_size):
+            sl = slice(start, start + batch_size)
+            yield (
+                map_tensors(lambda t: t[sl], x),  # noqa: B023 (used immediately)
+                None if y is None else map_tensors(lambda t: t[sl], y),  # noqa: B023
+                None if w is None else w[sl],
+            )
+
+
+def _pinned(t: torch.Tensor) -> torch.Tensor:
+    return t if t.device.type != "cpu" or t.is_pinned() else t.pin_memory()
+
+
+def _gather(t: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
+    out = t.index_select(0, perm.to(t.device))
+    return out.pin_memory() if t.is_pinned() else out
+
+
+class LoaderData:
+    """A `DataLoader` (or a `Dataset` wrapped in one) yielding `(x, y)` or `(x, y, sample_weight)` (or `x`)."""
+
+    def __init__(
+        self,
+        source: Dataset | DataLoader,
+        batch_size: int,
+        shuffle: bool,
+        pin_memory: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        if isinstance(source, DataLoader):
+            self.loader = source
+        elif isinstance(source, IterableDataset):  # it orders itself: no shuffling, no sampler
+            self.loader = DataLoader(source, batch_size=batch_size, pin_memory=pin_memory)
+        else:
+            self.loader = DataLoader(
+                source, batch_size=batch_size, shuffle=shuffle, pin_memory=pin_memory, generator=generator
+            )
+
+    def steps(self, batch_size: int) -> int | None:
+        try:
+            return len(self.loader)
+        except TypeError:  # an IterableDataset without __len__
+            return None
+
+    def batches(self, batch_size: int = 0, shuffle: bool = False, generator: Any = None) -> Iterator[Batch]:
+        for item in self.loader:
+            yield unpack(item)
+
+
+def unpack(item: Any) -> Batch:
+    """`(x, y, sample_weight)` from what a loader yields: `(x,)`, `(x, y)`, `(x, y, w)` or a bare `x`."""
+    if isinstance(item, (tuple, list)):
+        if len(item) == 1:
+            return item[0], None, None
+        if len(item) == 2:
+            return item[0], item[1], None
+        if len(item) == 3:
+            return item[0], item[1], item[2]
+        raise ValueError(
+            f"A batch must be x, (x, y) or (x, y, sample_weight); got a {type(item).__name__} of {len(item)} items."
+        )
+    return item, None, None
+
+
+def make_data(
+    x: Any,
+    y: Any,
+    sample_weight: Any,
+    batch_size: int,
+    shuffle: bool,
+    pin_memory: bool = False,
+    generator: torch.Generator | None = None,
+) -> ArrayData | LoaderData:
+    """ArrayData for arrays and tensors; LoaderData for a Dataset or DataLoader (then `y` must be None)."""
+    if isinstance(x, (Dataset, DataLoader)):
+        if y is not None or sample_weight is not None:
+            raise ValueError(
+                f"`x` is a {type(x).__name__}: it must yield the targets itself, so pass no `y` or `sample_weight`."
+            )
+        return LoaderData(x, batch_size, shuffle, pin_memory, generator)
+    if x is None:
+        raise ValueError("`x` is required: a tensor, an array, a Dataset or a DataLoader.")
+    return ArrayData(x, y, sample_weight, pin_memory=pin_memory)
+
+
+def unpack_validation(validation_data: Any) -> tuple[Any, Any, Any]:
+    """`validation_data` as (x, y, sample_weight); a Dataset/DataLoader goes through as x."""
+    if isinstance(validation_data, (Dataset, DataLoader)):
+        return validation_data, None, None
+    if isinstance(validation_data, Sequence) and len(validation_data) in (2, 3):
+        return tuple(validation_data) + (None,) * (3 - len(validation_data))  # type: ignore[return-value]
+    raise ValueError(
+        "`validation_data` must be (x_val, y_val), (x_val, y_val, val_sample_weight), a Dataset or a DataLoader; "
+        f"got {type(validation_data).__name__}."
+    )

@@ -1,0 +1,148 @@
+"""`History` (Keras' record of a `fit`), with every batch's own values, and `plot_history`.
+
+`history.history` maps each key Keras logs (`loss`, `accuracy`, `val_loss`, ...) to its per-epoch
+values; `history.epoch` lists the epochs; `history.batches[i]` holds epoch i's per-batch values
+(`{"loss": [...], "accuracy": [...], "size": [...]}`), read from the device once per epoch.
+
+>>> import torch
+>>> from torch_keras_metrics.logs import Logs
+>>> h = History()
+>>> h.on_train_begin()
+>>> h.on_epoch_begin(0)
+>>> h.on_train_batch_end(0, Logs({"loss": torch.tensor(0.5)}, size=2))
+>>> h.on_epoch_end(0, {"loss": 0.5})
+>>> h.history, h.batches
+({'loss': [0.5]}, [{'loss': [0.5], 'size': [2]}])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .callbacks import Callback, batch_size_of, stack_floats
+from .logs import Logs, raw_values
+
+__all__ = ["History", "plot_history"]
+
+
+class History(Callback):
+    """Records epoch logs (`history`, `epoch`) and each epoch's batch values (`batches`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.history: dict[str, list[float]] = {}
+        self.epoch: list[int] = []
+        self.batches: list[dict[str, list[float]]] = []
+        self._values: list[dict[str, Any]] = []
+        self._sizes: list[int] = []
+        self._keras2: list[dict[str, float]] = []
+
+    def on_train_begin(self, logs: Mapping | None = None) -> None:
+        self.epoch = []
+
+    def on_epoch_begin(self, epoch: int, logs: Mapping | None = None) -> None:
+        self._values, self._sizes = [], []
+
+    def on_train_batch_end(self, batch: int, logs: Mapping | None = None) -> None:
+        if type(logs) is Logs:  # the common case, without the generic helpers
+            self._values.append(logs._values)
+            self._sizes.append(logs.size)
+        else:
+            self._values.append(raw_values(logs))
+            self._sizes.append(batch_size_of(logs))
+
+    def on_epoch_end(self, epoch: int, logs: Mapping | None = None) -> None:
+        self.epoch.append(epoch)
+        for k, v in (logs or {}).items():
+            self.history.setdefault(k, []).append(v)
+        record: dict[str, list[float]] = {}
+        keys: dict[str, None] = {}
+        for values in self._values:
+            keys.update(dict.fromkeys(values))
+        for k in sorted(keys):
+            record[k] = stack_floats([v[k] for v in self._values if k in v])
+        record["size"] = list(self._sizes)
+        self.batches.append(record)
+        self._keras2.append(_size_weighted(record))
+        self._values, self._sizes = [], []
+        if self.trainer is not None:
+            self.trainer.history = self
+
+    @property
+    def keras2_history(self) -> dict[str, list[float]]:
+        """Per-epoch values as Keras 2's BaseLogger reduced them: batch values weighted by batch size."""
+        out: dict[str, list[float]] = {}
+        for epoch in self._keras2:
+            for k, v in epoch.items():
+                out.setdefault(k, []).append(v)
+        return out
+
+    def __repr__(self) -> str:
+        return f"History(epochs={len(self.epoch)}, keys={list(self.history)})"
+
+
+def _size_weighted(record: dict[str, list[float]]) -> dict[str, float]:
+    sizes = record["size"]
+    seen = sum(sizes)
+    return {
+        k: sum(v * n for v, n in zip(vals, sizes)) / seen if seen else 0.0 for k, vals in record.items() if k != "size"
+    }
+
+
+def running_mean(values: list[float], sizes: list[int]) -> list[float]:
+    """Running size-weighted mean of batch values: what a Keras progress bar shows after each batch.
+
+    >>> running_mean([1.0, 0.0, 1.0], [2, 2, 1])
+    [1.0, 0.5, 0.6]
+    """
+    out, total, seen = [], 0.0, 0
+    for v, n in zip(values, sizes):
+        total += v * n
+        seen += n
+        out.append(total / seen if seen else 0.0)
+    return out
+
+
+def plot_history(
+    history: History, keys: list[str] | None = None, batches: bool = False, path: str | None = None
+) -> Any:
+    """Plot epoch curves (one panel per metric, with its `val_` twin); with `batches=True` also every
+    batch's value and its running mean against the epoch axis. Saves to `path` if given; returns the figure.
+
+    matplotlib is imported only here.
+    """
+    import matplotlib
+
+    if path is not None:
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    names = keys or [k for k in history.history if not k.startswith("val_")]
+    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.8), squeeze=False)
+    epochs = [e + 1 for e in history.epoch]
+    for ax, name in zip(axes[0], names):
+        if batches and history.batches:
+            xs: list[float] = []
+            vals: list[float] = []
+            runs: list[float] = []
+            for e, record in zip(history.epoch, history.batches):
+                if name not in record:
+                    continue
+                n = len(record[name])
+                xs += [e + (i + 1) / n for i in range(n)] + [float("nan")]  # NaN: no line across epochs
+                vals += record[name] + [float("nan")]
+                runs += running_mean(record[name], record["size"]) + [float("nan")]
+            ax.plot(xs, vals, ".", ms=2, alpha=0.35, label=f"{name} (batch)")
+            ax.plot(xs, runs, "-", lw=1, label=f"{name} (running mean)")
+        if name in history.history:
+            ax.plot(epochs, history.history[name], "o-", label=f"{name} (epoch)")
+        if f"val_{name}" in history.history:
+            ax.plot(epochs, history.history[f"val_{name}"], "s--", label=f"val_{name}")
+        ax.set_xlabel("epoch")
+        ax.set_title(name)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=110)
+    return fig

@@ -1,0 +1,581 @@
+"""`Trainer`: Keras' `fit`/`evaluate`/`predict` for a torch module, with Keras' exact numbers.
+
+Per batch, the callbacks get that batch's own loss and metric values (Keras 2's convention) in a
+lazy `Logs` mapping; per epoch, the logs hold what Keras 3 logs: the loss averaged over batches
+weighted by their sizes, and the stateful metric results. Keys are named and ordered as Keras 3
+names and orders them (`loss`, `accuracy`, `weighted_accuracy`, `val_loss`, ...; sorted).
+
+>>> import torch
+>>> torch.manual_seed(0) and None
+>>> model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Softmax(-1))
+>>> trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1),
+...                   "sparse_categorical_crossentropy", metrics=["accuracy"], device="cpu")
+>>> history = trainer.fit(torch.randn(40, 4), torch.randint(0, 3, (40,)), batch_size=16, epochs=2, verbose=0)
+>>> sorted(history.history), history.batches[0]["size"]
+(['accuracy', 'loss'], [16, 16, 8])
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+import warnings
+from collections.abc import Container, Iterator, Mapping, Sequence
+from typing import Any, Callable
+
+import torch
+
+from . import losses as L
+from ._checks import squeeze_or_expand_to_same_rank
+from .callbacks import BaseLogger, Callback, CallbackList, ProgbarLogger
+from .data import ArrayData, LoaderData, leaves, make_data, unpack_validation
+from .history import History
+from .logs import Logs
+from .metrics import Mean, get
+
+__all__ = ["Trainer", "KerasLoss"]
+
+_KERAS_LOSSES: dict[str, Callable[..., torch.Tensor]] = {
+    "sparse_categorical_crossentropy": L.sparse_categorical_crossentropy,
+    "categorical_crossentropy": L.categorical_crossentropy,
+    "binary_crossentropy": L.binary_crossentropy,
+    "bce": L.binary_crossentropy,
+    "mse": L.mean_squared_error,
+    "MSE": L.mean_squared_error,
+    "mean_squared_error": L.mean_squared_error,
+    "mae": L.mean_absolute_error,
+    "MAE": L.mean_absolute_error,
+    "mean_absolute_error": L.mean_absolute_error,
+}
+_FROM_LOGITS = {L.sparse_categorical_crossentropy, L.categorical_crossentropy, L.binary_crossentropy}
+_PRECISIONS = {None: None, "32": None, "fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class KerasLoss:
+    """A Keras loss by name: per-sample values, reduced as Keras' `"sum_over_batch_size"`.
+
+    Per batch `sum(loss_i * w_i) / batch_size`, so sample weights scale the loss but do not
+    renormalise it. Call it as `(y_pred, y_true, sample_weight=None)` like a torch loss.
+
+    >>> KerasLoss("categorical_crossentropy", from_logits=True)
+    KerasLoss('categorical_crossentropy', from_logits=True)
+    """
+
+    def __init__(self, name: str, from_logits: bool = False) -> None:
+        if name not in _KERAS_LOSSES:
+            raise ValueError(f"Unknown loss {name!r}. Keras names accepted: {', '.join(sorted(_KERAS_LOSSES))}.")
+        self.name, self.from_logits = name, bool(from_logits)
+        self.fn = _KERAS_LOSSES[name]
+        if from_logits and self.fn not in _FROM_LOGITS:
+            raise ValueError(f"{name!r} takes no `from_logits`.")
+        self._kwargs = {"from_logits": True} if from_logits else {}
+
+    def __call__(self, y_pred: torch.Tensor, y_true: torch.Tensor, sample_weight: Any = None) -> torch.Tensor:
+        values = self.fn(y_true, y_pred, **self._kwargs)
+        return keras_reduce(values, sample_weight)
+
+    def __repr__(self) -> str:
+        return f"KerasLoss({self.name!r}" + (", from_logits=True)" if self.from_logits else ")")
+
+
+def keras_reduce(values: torch.Tensor, sample_weight: Any = None) -> torch.Tensor:
+    """Keras' `"sum_over_batch_size"`: `sum(values * sample_weight) / values.numel()`.
+
+    >>> keras_reduce(torch.tensor([1.0, 3.0]), torch.tensor([1.0, 0.0]))
+    tensor(0.5000)
+    """
+    if sample_weight is None:
+        return values.mean()
+    weight = sample_weight.to(values.dtype)
+    values, weight = squeeze_or_expand_to_same_rank(values, weight)
+    weighted = values * weight
+    return weighted.sum() / weighted.numel()
+
+
+class _Objective:
+    """The loss as the Trainer calls it: `(y_pred, y_true, sample_weight) -> scalar`, Keras' reduction."""
+
+    def __init__(self, loss: Any) -> None:
+        self.identity = loss  # what `get("accuracy", loss=...)` looks at
+        self.per_sample: Callable | None = None
+        if isinstance(loss, str):
+            loss = KerasLoss(loss)
+        if isinstance(loss, KerasLoss):
+            self.fn: Callable = loss
+            self.keras = True
+            self.name = loss.name
+            return
+        if not callable(loss):
+            raise TypeError(f"`loss` must be a Keras loss name, a torch loss module or a callable, got {loss!r}.")
+        self.fn, self.keras = loss, False
+        self.name = getattr(loss, "__name__", type(loss).__name__)
+        if isinstance(loss, torch.nn.Module) and getattr(loss, "reduction", None) in ("mean", "sum"):
+            import copy
+
+            self.per_sample = copy.copy(loss)
+            self.per_sample.reduction = "none"
+
+    def __call__(self, y_pred: torch.Tensor, y_true: Any, sample_weight: Any) -> torch.Tensor:
+        if self.keras:
+            return self.fn(y_pred, y_true, sample_weight)
+        if sample_weight is None:
+            out = self.fn(y_pred, y_true)
+            return out if out.dim() == 0 else out.mean()
+        out = (self.per_sample or self.fn)(y_pred, y_true)
+        if out.dim() == 0:
+            raise ValueError(
+                f"Sample weights need one loss value per sample, but the loss {self.name} returned a scalar. "
+                "Use a torch loss module (its reduction is switched to 'none') or a function returning "
+                "per-sample values."
+            )
+        if out.dim() > 1:
+            out = out.reshape(out.shape[0], -1).mean(1)
+        return keras_reduce(out, sample_weight)
+
+
+def _keras_names(plain: Sequence[Mean], weighted: Sequence[Mean]) -> list[str]:
+    """Log names as Keras 3's CompileMetrics.result(): `_1`, `_2` for repeats, `weighted_` on collisions."""
+    names: list[str] = []
+    counters: dict[str, int] = {}
+    for m in plain:
+        name = m.name
+        if name in counters:
+            counters[name] += 1
+            name = f"{name}_{counters[name] - 1}"
+        else:
+            counters[name] = 1
+        names.append(name)
+    for m in weighted:
+        name = m.name
+        if name in counters:
+            name = f"weighted_{m.name}"
+            if name in counters:
+                counters[name] += 1
+                name = f"{name}_{counters[name] - 1}"
+            else:
+                counters[name] = 1
+        else:
+            counters[name] = 1
+        names.append(name)
+    return names
+
+
+def _resolve_verbose(verbose: Any) -> int:
+    if verbose == "auto":
+        tty = getattr(sys.stdout, "isatty", lambda: False)()
+        return 1 if tty or "ipykernel" in sys.modules else 2
+    if verbose not in (0, 1, 2):
+        raise ValueError(f"`verbose` must be 0, 1, 2 or 'auto', got {verbose!r}.")
+    return int(verbose)
+
+
+def _check_batch_size(batch_size: Any) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be an integer >= 1, got {batch_size!r}.")
+    return batch_size
+
+
+def _needs_move(data: ArrayData | LoaderData, device: torch.device) -> bool:
+    """Whether batches must be copied to `device` (not when in-memory data already lives there)."""
+    if not isinstance(data, ArrayData):
+        return True
+    return any(t.device != device for part in data.arrays if part is not None for t in leaves(part))
+
+
+def _should_eval(epoch: int, validation_freq: int | Container) -> bool:
+    if isinstance(validation_freq, int):
+        return (epoch + 1) % validation_freq == 0
+    return epoch + 1 in validation_freq
+
+
+class _Interrupt:
+    """While active, the first Ctrl-C asks the Trainer to stop after the current batch; a second one raises."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        self.trainer = trainer
+        self.hit = False
+        self._previous: Any = None
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.hit:
+            raise KeyboardInterrupt
+        self.hit = True
+        self.trainer.stop_training = True
+        sys.stderr.write("\nInterrupted: stopping after the current batch (Ctrl-C again to abort now).\n")
+
+    def __enter__(self) -> _Interrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+class Trainer:
+    """Keras' training loop around a torch module (see the module docstring).
+
+    Args:
+        model: a `torch.nn.Module` with one output tensor.
+        optimizer: a `torch.optim.Optimizer` over the model's parameters.
+        loss: a Keras name (`"sparse_categorical_crossentropy"`, `"categorical_crossentropy"`,
+            `"binary_crossentropy"`, `"mse"`, `"mae"`), a `KerasLoss` (for `from_logits=True`), a torch loss
+            module, or a callable `(y_pred, y_true) -> loss`. Reduced as Keras reduces: mean over the batch,
+            sample weights applied per sample (`sum(loss_i * w_i) / batch_size`).
+        metrics: anything `torch_keras_metrics.get` accepts; they ignore sample weights.
+        weighted_metrics: the same, weighted by the sample weights (logged `weighted_<name>` on collisions).
+        device: defaults to CUDA when available.
+        precision: None (float32), `"bf16"` or `"fp16"` (autocast; fp16 adds a gradient scaler).
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        loss: Any,
+        metrics: Sequence[Any] | None = None,
+        weighted_metrics: Sequence[Any] | None = None,
+        device: str | torch.device | None = None,
+        precision: str | None = None,
+    ) -> None:
+        if precision not in _PRECISIONS:
+            raise ValueError(f"`precision` must be None, 'bf16' or 'fp16', got {precision!r}.")
+        self.device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = model.to(self.device)
+        self.optimizer = optimizer
+        self.loss = loss
+        self._objective = _Objective(loss)
+        self._specs = (list(metrics or []), list(weighted_metrics or []))
+        for spec in self._specs[0] + self._specs[1]:
+            # Every name but "accuracy"/"acc" resolves now, so a typo fails before any training.
+            if not (isinstance(spec, str) and spec.lower() in ("accuracy", "acc")):
+                get(spec)
+        self.precision = precision
+        self._amp_dtype = _PRECISIONS[precision]
+        self._scaler = torch.amp.GradScaler(self.device.type) if self._amp_dtype == torch.float16 else None
+        self._plain: list[Mean] = []
+        self._weighted: list[Mean] = []
+        self._names: list[str] = []
+        self._built = False
+        self._move = True
+        self._losses: list[torch.Tensor] = []
+        self._sizes: list[int] = []
+        self.stop_training = False
+        self.history: History | None = None
+        self.generator = torch.Generator()
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def metrics(self) -> list[Mean]:
+        """The metric modules, plain then weighted (built on the first batch)."""
+        return self._plain + self._weighted
+
+    @property
+    def metrics_names(self) -> list[str]:
+        """The keys of the training logs: `loss`, then each metric's log name (after the first batch)."""
+        return ["loss", *self._names]
+
+    def fit(
+        self,
+        x: Any = None,
+        y: Any = None,
+        batch_size: int = 32,
+        epochs: int = 1,
+        verbose: int | str = "auto",
+        callbacks: Sequence[Callback] | None = None,
+        validation_split: float = 0.0,
+        validation_data: Any = None,
+        shuffle: bool = True,
+        sample_weight: Any = None,
+        initial_epoch: int = 0,
+        steps_per_epoch: int | None = None,
+        validation_freq: int | Container = 1,
+    ) -> History:
+        """Train for `epochs` epochs; returns the `History`. Arguments as `keras.Model.fit`.
+
+        `validation_split` holds out the last fraction of the arrays before any shuffling. With
+        `steps_per_epoch`, each epoch draws that many batches, continuing where the last one stopped.
+        Ctrl-C stops after the current batch and returns the History so far.
+        """
+        batch_size = _check_batch_size(batch_size)
+        verbose = _resolve_verbose(verbose)
+        if not 0.0 <= validation_split < 1.0:
+            raise ValueError(f"`validation_split` must be in [0, 1), got {validation_split!r}.")
+        if steps_per_epoch is not None and (not isinstance(steps_per_epoch, int) or steps_per_epoch < 1):
+            raise ValueError(f"`steps_per_epoch` must be None or an integer >= 1, got {steps_per_epoch!r}.")
+        if not isinstance(epochs, int) or epochs < 0 or not isinstance(initial_epoch, int) or initial_epoch < 0:
+            raise ValueError(f"`epochs` and `initial_epoch` must be integers >= 0, got {epochs!r}, {initial_epoch!r}.")
+        pin = self.device.type == "cuda"
+        train = make_data(x, y, sample_weight, batch_size, shuffle, pin, self.generator)
+        val = None
+        if validation_split and validation_data is None:
+            if not isinstance(train, ArrayData):
+                raise ValueError("`validation_split` needs in-memory arrays; pass `validation_data` with a Dataset.")
+            train, val = train.split(validation_split)
+        elif validation_data is not None:
+            vx, vy, vw = unpack_validation(validation_data)
+            val = make_data(vx, vy, vw, batch_size, False, pin)
+        steps = steps_per_epoch or train.steps(batch_size)
+        self._move = _needs_move(train, self.device)
+        history = History()
+        self.base_logger = BaseLogger()
+        cbs = [self.base_logger, *(callbacks or []), history]
+        if verbose:
+            cbs.append(ProgbarLogger())
+        cblist = CallbackList(cbs, trainer=self, epochs=epochs, steps=steps, verbose=verbose)
+        batches = self._batch_stream(train, batch_size, shuffle, steps_per_epoch)
+        self.stop_training = False
+        training_logs: dict[str, float] = {}
+        with _Interrupt(self) as interrupt:
+            cblist.on_train_begin()
+            try:
+                for epoch in range(initial_epoch, epochs):
+                    epoch_logs = self._train_epoch(epoch, batches(), cblist)
+                    if val is not None and not interrupt.hit and _should_eval(epoch, validation_freq):
+                        val_logs = self._evaluate(val, batch_size, cblist)
+                        epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+                    epoch_logs = dict(sorted(epoch_logs.items()))
+                    cblist.on_epoch_end(epoch, epoch_logs)
+                    training_logs = epoch_logs
+                    if self.stop_training:
+                        break
+            except KeyboardInterrupt:
+                sys.stderr.write("\nInterrupted: training stopped; returning the History so far.\n")
+            cblist.on_train_end(training_logs)
+        self.history = history
+        return history
+
+    def evaluate(
+        self,
+        x: Any = None,
+        y: Any = None,
+        batch_size: int = 32,
+        verbose: int | str = "auto",
+        sample_weight: Any = None,
+        return_dict: bool = False,
+        callbacks: Sequence[Callback] | None = None,
+    ) -> Any:
+        """Loss and metrics on the data, under `torch.inference_mode`; a list as Keras orders it, or a dict."""
+        batch_size = _check_batch_size(batch_size)
+        verbose = _resolve_verbose(verbose)
+        data = make_data(x, y, sample_weight, batch_size, False, self.device.type == "cuda")
+        cbs = list(callbacks or []) + ([ProgbarLogger()] if verbose else [])
+        cblist = CallbackList(cbs, trainer=self, steps=data.steps(batch_size), verbose=verbose, epochs=1)
+        logs = self._evaluate(data, batch_size, cblist)
+        if return_dict:
+            return logs
+        order = [n for n in ["loss", *(m.name for m in self.metrics)] if n in logs]  # Keras' list order
+        results = [logs[n] for n in order] + [logs[k] for k in sorted(logs) if k not in order]
+        return results[0] if len(results) == 1 else results
+
+    def predict(
+        self, x: Any, batch_size: int = 32, verbose: int | str = "auto", callbacks: Sequence[Callback] | None = None
+    ) -> torch.Tensor:
+        """The model's outputs for every sample, concatenated, as a CPU tensor (under `torch.inference_mode`)."""
+        batch_size = _check_batch_size(batch_size)
+        verbose = _resolve_verbose(verbose)
+        data = make_data(x, None, None, batch_size, False, self.device.type == "cuda")
+        cbs = list(callbacks or []) + ([ProgbarLogger()] if verbose else [])
+        cblist = CallbackList(cbs, trainer=self, steps=data.steps(batch_size), verbose=verbose, epochs=1)
+        was_training = self.model.training
+        self.model.eval()
+        outputs = []
+        cblist.on_predict_begin()
+        try:
+            with torch.inference_mode():
+                for step, (bx, _, _) in enumerate(data.batches(batch_size)):
+                    cblist.on_predict_batch_begin(step)
+                    with self._autocast():
+                        out = self.model(self._to_device(bx))
+                    outputs.append(out)
+                    cblist.on_predict_batch_end(step, {"outputs": out})
+        finally:
+            self.model.train(was_training)
+        cblist.on_predict_end()
+        return torch.cat(outputs).float().cpu() if outputs else torch.empty(0)
+
+    # ------------------------------------------------------------------ loops
+    def _batch_stream(
+        self, data: ArrayData | LoaderData, batch_size: int, shuffle: bool, steps_per_epoch: int | None
+    ) -> Callable[[], Iterator]:
+        """A function giving each epoch's batches; with `steps_per_epoch`, epochs continue one stream."""
+        if steps_per_epoch is None:
+            return lambda: data.batches(batch_size, shuffle, self.generator)
+
+        def endless() -> Iterator:
+            while True:
+                empty = True
+                for b in data.batches(batch_size, shuffle, self.generator):
+                    empty = False
+                    yield b
+                if empty:
+                    return
+
+        stream = endless()
+
+        def take() -> Iterator:
+            for _ in range(steps_per_epoch):
+                try:
+                    yield next(stream)
+                except StopIteration:
+                    return
+
+        return take
+
+    def _train_epoch(self, epoch: int, batches: Iterator, cblist: CallbackList) -> dict[str, float]:
+        self._reset_state()
+        self.model.train()
+        cblist.on_epoch_begin(epoch)
+        running, move, step_fn = self._running, self._move, self._train_step
+        begin_calls, end_calls = cblist.batch_hooks("on_train_batch_begin"), cblist.batch_hooks("on_train_batch_end")
+        for step, (x, y, w) in enumerate(batches):
+            for f in begin_calls:
+                f(step, None)
+            if move:
+                x, y, w = self._to_device(x), self._to_device(y), self._to_device(w)
+            values, size = step_fn(x, y, w)
+            logs = Logs(values, size, running)
+            for f in end_calls:
+                f(step, logs)
+            if self.stop_training:
+                break
+        return self._running()
+
+    def _train_step(self, x: Any, y: Any, w: Any) -> tuple[dict[str, Any], int]:
+        if not self._built:
+            return self._first_step(x, y, w, train=True)
+        if self._amp_dtype is None:
+            y_pred = self.model(x)
+            loss = self._objective(y_pred, y, w)
+        else:
+            with self._autocast():
+                y_pred = self.model(x)
+                loss = self._objective(y_pred, y, w)
+        values = self._batch_values(loss, y, y_pred.detach(), w)
+        self._step(loss)
+        return values, y_pred.shape[0]
+
+    def _step(self, loss: torch.Tensor) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        if self._scaler is None:
+            loss.backward()
+            self.optimizer.step()
+        else:
+            self._scaler.scale(loss).backward()
+            self._scaler.step(self.optimizer)
+            self._scaler.update()
+
+    def _batch_values(self, loss: torch.Tensor, y: Any, y_pred: torch.Tensor, w: Any) -> dict[str, Any]:
+        """This batch's own values (metric forward: the batch value, added to the state)."""
+        loss = loss.detach()
+        if loss.dtype != torch.float32:
+            loss = loss.float()
+        self._losses.append(loss)
+        self._sizes.append(y_pred.shape[0])
+        values = {"loss": loss}
+        for key, metric, weighted in self._calls:
+            values[key] = metric(y, y_pred, w) if weighted else metric(y, y_pred)
+        return values
+
+    def _first_step(self, x: Any, y: Any, w: Any, train: bool) -> tuple[dict[str, Any], int]:
+        """The first batch: shapes checked and metrics resolved before any weight changes."""
+        with self._autocast():
+            y_pred = self.model(x)
+            loss = self._checked_loss(y_pred, y, w)
+        if loss.dim() != 0:
+            raise ValueError(f"The loss must be a scalar, got shape {tuple(loss.shape)}.")
+        self._build(y, y_pred)
+        values = self._batch_values(loss, y, y_pred.detach(), w)
+        if train:
+            self._step(loss)
+        return values, y_pred.shape[0]
+
+    def _checked_loss(self, y_pred: Any, y: Any, w: Any) -> torch.Tensor:
+        if not isinstance(y_pred, torch.Tensor):
+            raise TypeError(f"The model must return one tensor, got {type(y_pred).__name__}.")
+        if y is None:
+            raise ValueError("No targets: pass `y`, or a Dataset/DataLoader yielding (x, y).")
+        y_shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+        try:
+            with warnings.catch_warnings():
+                # torch's losses only warn when targets broadcast against the output: refuse instead
+                warnings.filterwarnings("error", message="Using a target size", category=UserWarning)
+                return self._objective(y_pred, y, w)
+        except (ValueError, RuntimeError, IndexError, UserWarning) as err:
+            raise ValueError(
+                f"The model's output of shape {tuple(y_pred.shape)} does not fit the loss {self._objective.name} "
+                f"with targets of shape {y_shape}: {err}"
+            ) from err
+
+    def _build(self, y: Any, y_pred: torch.Tensor) -> None:
+        with torch.inference_mode(False):
+            self._plain = [get(s, y, y_pred, loss=self._objective.identity).to(self.device) for s in self._specs[0]]
+            self._weighted = [get(s, y, y_pred, loss=self._objective.identity).to(self.device) for s in self._specs[1]]
+        self._names = _keras_names(self._plain, self._weighted)
+        flags = [False] * len(self._plain) + [True] * len(self._weighted)
+        self._calls = list(zip(self._names, self.metrics, flags))
+        keys = ["loss", *self._names]
+        self._order = sorted(((k, i) for i, k in enumerate(keys)), key=lambda p: p[0])
+        self._built = True
+
+    def _evaluate(self, data: ArrayData | LoaderData, batch_size: int, cblist: CallbackList) -> dict[str, float]:
+        self._reset_state()
+        was_training = self.model.training
+        self.model.eval()
+        cblist.on_test_begin()
+        running = self._running
+        try:
+            with torch.inference_mode():
+                for step, (x, y, w) in enumerate(data.batches(batch_size)):
+                    cblist.on_test_batch_begin(step)
+                    x, y, w = self._to_device(x), self._to_device(y), self._to_device(w)
+                    if not self._built:
+                        values, size = self._first_step(x, y, w, train=False)
+                    else:
+                        with self._autocast():
+                            y_pred = self.model(x)
+                            loss = self._objective(y_pred, y, w)
+                        values, size = self._batch_values(loss, y, y_pred, w), y_pred.shape[0]
+                    cblist.on_test_batch_end(step, Logs(values, size, running))
+        finally:
+            self.model.train(was_training)
+        logs = self._running()
+        cblist.on_test_end(logs)
+        return logs
+
+    # ------------------------------------------------------------------ state
+    def _reset_state(self) -> None:
+        self._losses, self._sizes = [], []
+        for m in self.metrics:
+            m.reset_state()
+
+    def _running(self) -> dict[str, float]:
+        """Running values of the current epoch, as Keras 3 logs them: one device read for all."""
+        if not self._built or not self._losses:
+            return {}
+        sizes = self._sizes
+        losses = torch.stack(self._losses).double()
+        weights = torch.tensor(sizes, dtype=torch.float64, device=losses.device)
+        loss = (losses * weights).sum() / weights.sum()
+        vals = [loss, *[m.result().double().to(loss.device) for m in self.metrics]]
+        floats = torch.stack(vals).tolist()
+        return {k: floats[i] for k, i in self._order}
+
+    def _to_device(self, t: Any) -> Any:
+        if t is None:
+            return None
+        if isinstance(t, torch.Tensor):
+            return t if t.device == self.device else t.to(self.device, non_blocking=True)
+        if isinstance(t, Mapping):
+            return {k: self._to_device(v) for k, v in t.items()}
+        if isinstance(t, (tuple, list)):
+            return type(t)(self._to_device(v) for v in t)
+        return t
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self._amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self._amp_dtype)
