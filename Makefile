@@ -10,4 +10,4 @@ test:
 	$(PIP) -c constraints.txt -e ".[dev]" && $(PYTHON) -m ruff check torch_keras_metrics tests benchmarks && $(PYTHON) -m pytest
 
 bench:
-	$(PIP) -c constraints.txt -e ".[dev]" && $(PYTHON) benchmarks/metrics.py
+	$(PIP) -c constraints.txt -e ".[dev]" && $(PYTHON) benchmarks/metrics.py && $(PYTHON) benchmarks/trainer.py
