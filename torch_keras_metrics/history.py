@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .callbacks import Callback, batch_size_of, stack_floats
+from .callbacks import Callback, batch_size_of, size_weighted_means, stack_floats
 from .logs import Logs, raw_values
 
 __all__ = ["History", "plot_history"]
@@ -64,7 +64,7 @@ class History(Callback):
             record[k] = stack_floats([v[k] for v in self._values if k in v])
         record["size"] = list(self._sizes)
         self.batches.append(record)
-        self._keras2.append(_size_weighted(record))
+        self._keras2.append(size_weighted_means(list(zip(self._values, self._sizes))))
         self._values, self._sizes = [], []
         if self.trainer is not None:
             self.trainer.history = self
@@ -80,14 +80,6 @@ class History(Callback):
 
     def __repr__(self) -> str:
         return f"History(epochs={len(self.epoch)}, keys={list(self.history)})"
-
-
-def _size_weighted(record: dict[str, list[float]]) -> dict[str, float]:
-    sizes = record["size"]
-    seen = sum(sizes)
-    return {
-        k: sum(v * n for v, n in zip(vals, sizes)) / seen if seen else 0.0 for k, vals in record.items() if k != "size"
-    }
 
 
 def running_mean(values: list[float], sizes: list[int]) -> list[float]:
