@@ -9,6 +9,16 @@ tensor(0.5000)
 from . import functional, losses
 from .callbacks import BaseLogger, Callback, CallbackList, ProgbarLogger
 from .history import History, plot_history
+from .keras_callbacks import (
+    CSVLogger,
+    EarlyStopping,
+    LambdaCallback,
+    LearningRateScheduler,
+    ModelCheckpoint,
+    ReduceLROnPlateau,
+    TensorBoard,
+    TerminateOnNaN,
+)
 from .metrics import (
     Accuracy,
     BinaryAccuracy,
@@ -48,4 +58,12 @@ __all__ = [
     "ProgbarLogger",
     "Trainer",
     "plot_history",
+    "CSVLogger",
+    "EarlyStopping",
+    "LambdaCallback",
+    "LearningRateScheduler",
+    "ModelCheckpoint",
+    "ReduceLROnPlateau",
+    "TensorBoard",
+    "TerminateOnNaN",
 ]

@@ -90,11 +90,12 @@ class Callback:
 
 
 def _overrides(cb: Callback, hook: str) -> bool:
+    own = getattr(cb, "__dict__", {})  # hooks set on the instance, as LambdaCallback sets them
     if hook.startswith("on_train_batch_"):
         alias = hook.replace("on_train_batch_", "on_batch_")
-        if getattr(type(cb), alias, None) is not getattr(Callback, alias):
+        if alias in own or getattr(type(cb), alias, None) is not getattr(Callback, alias):
             return True
-    return getattr(type(cb), hook, None) is not getattr(Callback, hook)
+    return hook in own or getattr(type(cb), hook, None) is not getattr(Callback, hook)
 
 
 class CallbackList(Callback):
