@@ -6,7 +6,7 @@
 tensor(0.5000)
 """
 
-from . import functional, losses
+from . import distributed, functional, losses
 from .callbacks import BaseLogger, Callback, CallbackList, ProgbarLogger
 from .history import History, plot_history
 from .keras_callbacks import (
@@ -45,6 +45,7 @@ __all__ = [
     "SparseCategoricalAccuracy",
     "SparseTopKCategoricalAccuracy",
     "TopKCategoricalAccuracy",
+    "distributed",
     "functional",
     "get",
     "losses",

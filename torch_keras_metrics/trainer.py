@@ -5,6 +5,9 @@ lazy `Logs` mapping; per epoch, the logs hold what Keras 3 logs: the loss averag
 weighted by their sizes, and the stateful metric results. Keys are named and ordered as Keras 3
 names and orders them (`loss`, `accuracy`, `weighted_accuracy`, `val_loss`, ...; sorted).
 
+Under `torch.distributed` (e.g. `torchrun`), the same code trains data-parallel: DDP for the gradients,
+`batch_size` as the global batch, and one all-reduce per epoch for the logs (`torch_keras_metrics.distributed`).
+
 >>> import torch
 >>> torch.manual_seed(0) and None
 >>> model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Softmax(-1))
@@ -30,7 +33,17 @@ import torch
 from . import losses as L
 from ._checks import squeeze_or_expand_to_same_rank
 from .callbacks import BaseLogger, Callback, CallbackList, ProgbarLogger
-from .data import ArrayData, LoaderData, leaves, make_data, unpack_validation
+from .data import (
+    ArrayData,
+    LoaderData,
+    ShardedArrayData,
+    leaves,
+    make_data,
+    shard_for_eval,
+    shard_for_training,
+    unpack_validation,
+)
+from .distributed import DistContext, agree, broadcast_buffers, broadcast_generator, reduce_epoch, setup
 from .history import History
 from .logs import Logs
 from .metrics import Mean, get
@@ -177,8 +190,10 @@ def _check_batch_size(batch_size: Any) -> int:
     return batch_size
 
 
-def _needs_move(data: ArrayData | LoaderData, device: torch.device) -> bool:
+def _needs_move(data: ArrayData | LoaderData | ShardedArrayData, device: torch.device) -> bool:
     """Whether batches must be copied to `device` (not when in-memory data already lives there)."""
+    if isinstance(data, ShardedArrayData):
+        data = data.data
     if not isinstance(data, ArrayData):
         return True
     return any(t.device != device for part in data.arrays if part is not None for t in leaves(part))
@@ -227,8 +242,14 @@ class Trainer:
             sample weights applied per sample (`sum(loss_i * w_i) / batch_size`).
         metrics: anything `torch_keras_metrics.get` accepts; they ignore sample weights.
         weighted_metrics: the same, weighted by the sample weights (logged `weighted_<name>` on collisions).
-        device: defaults to CUDA when available.
+        device: defaults to CUDA when available (`cuda:LOCAL_RANK` when distributed).
         precision: None (float32), `"bf16"` or `"fp16"` (autocast; fp16 adds a gradient scaler).
+        distributed: None (the default) runs data-parallel when a `torch.distributed` process group is
+            initialised; `"auto"` also initialises one from `torchrun`'s environment when it is set; `True`
+            insists on one; `False` never distributes. Distributed, the model trains wrapped in
+            `DistributedDataParallel` (`trainer.model` stays the unwrapped module), `batch_size` is the
+            global batch, and every rank gets the same epoch logs (see `torch_keras_metrics.distributed`).
+            To choose DDP's options, pass your own `DistributedDataParallel` as `model`.
     """
 
     def __init__(
@@ -240,11 +261,23 @@ class Trainer:
         weighted_metrics: Sequence[Any] | None = None,
         device: str | torch.device | None = None,
         precision: str | None = None,
+        distributed: bool | str | None = None,
     ) -> None:
         if precision not in _PRECISIONS:
             raise ValueError(f"`precision` must be None, 'bf16' or 'fp16', got {precision!r}.")
-        self.device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.model = model.to(self.device)
+        self.dist: DistContext | None = setup(distributed, device)
+        if self.dist is not None:
+            self.device = self.dist.device
+        else:
+            default = "cuda" if torch.cuda.is_available() else "cpu"
+            self.device = torch.device(device if device is not None else default)
+        ddp = model if isinstance(model, torch.nn.parallel.DistributedDataParallel) else None
+        self.model = (model if ddp is None else ddp.module).to(self.device)
+        self._net: torch.nn.Module = ddp or self.model  # what the training step calls: DDP when distributed
+        if self.dist is not None and ddp is None:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self._net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self._loss_scale = 1.0
         self.optimizer = optimizer
         self.loss = loss
         self._objective = _Objective(loss)
@@ -268,6 +301,16 @@ class Trainer:
         self.generator = torch.Generator()
 
     # ------------------------------------------------------------------ public API
+    @property
+    def rank(self) -> int:
+        """This process' rank (0 when not distributed)."""
+        return self.dist.rank if self.dist else 0
+
+    @property
+    def world_size(self) -> int:
+        """The number of data-parallel processes (1 when not distributed)."""
+        return self.dist.world if self.dist else 1
+
     @property
     def metrics(self) -> list[Mean]:
         """The metric modules, plain then weighted (built on the first batch)."""
@@ -299,9 +342,13 @@ class Trainer:
         `validation_split` holds out the last fraction of the arrays before any shuffling. With
         `steps_per_epoch`, each epoch draws that many batches, continuing where the last one stopped.
         Ctrl-C stops after the current batch and returns the History so far.
+
+        Distributed, `batch_size` is the global batch: each rank trains on its share of every global
+        batch (the ranks draw the same shuffle), validation counts every sample once, and
+        `stop_training` takes effect at the end of the epoch on every rank, when any rank set it.
         """
         batch_size = _check_batch_size(batch_size)
-        verbose = _resolve_verbose(verbose)
+        verbose = self._verbose(verbose)
         if not 0.0 <= validation_split < 1.0:
             raise ValueError(f"`validation_split` must be in [0, 1), got {validation_split!r}.")
         if steps_per_epoch is not None and (not isinstance(steps_per_epoch, int) or steps_per_epoch < 1):
@@ -318,6 +365,14 @@ class Trainer:
         elif validation_data is not None:
             vx, vy, vw = unpack_validation(validation_data)
             val = make_data(vx, vy, vw, batch_size, False, pin)
+        val_batch_size = batch_size
+        ctx = self.dist
+        if ctx is not None:
+            broadcast_generator(self.generator, ctx.device)  # one shuffle for all ranks
+            _warn_unsharded(train)
+            train = shard_for_training(train, batch_size, ctx.rank, ctx.world, shuffle, self.generator)
+            val_batch_size = _local_batch_size(batch_size, ctx.world)
+            val = None if val is None else shard_for_eval(val, val_batch_size, ctx.rank, ctx.world)
         steps = steps_per_epoch or train.steps(batch_size)
         self._move = _needs_move(train, self.device)
         history = History()
@@ -326,20 +381,29 @@ class Trainer:
         if verbose:
             cbs.append(ProgbarLogger())
         cblist = CallbackList(cbs, trainer=self, epochs=epochs, steps=steps, verbose=verbose)
-        batches = self._batch_stream(train, batch_size, shuffle, steps_per_epoch)
+        stream = self._batch_stream(train, batch_size, shuffle, steps_per_epoch)
+        batches = stream if ctx is None else (lambda: self._scaled(stream()))
+        set_epoch = getattr(train, "set_epoch", None)
         self.stop_training = False
+        self._loss_scale = 1.0  # a user's loader yields no scales: none may linger from an earlier fit
         training_logs: dict[str, float] = {}
-        with _Interrupt(self) as interrupt:
+        guard = contextlib.nullcontext() if ctx is None else ctx.guard()
+        with guard, _Interrupt(self) as interrupt:
             cblist.on_train_begin()
             try:
                 for epoch in range(initial_epoch, epochs):
+                    if set_epoch is not None:
+                        set_epoch(epoch)
                     epoch_logs = self._train_epoch(epoch, batches(), cblist)
-                    if val is not None and not interrupt.hit and _should_eval(epoch, validation_freq):
-                        val_logs = self._evaluate(val, batch_size, cblist)
+                    skip = interrupt.hit and ctx is None  # ranks must agree on validating: ignore Ctrl-C then
+                    if val is not None and not skip and _should_eval(epoch, validation_freq):
+                        val_logs = self._evaluate(val, val_batch_size, cblist)
                         epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
                     epoch_logs = dict(sorted(epoch_logs.items()))
                     cblist.on_epoch_end(epoch, epoch_logs)
                     training_logs = epoch_logs
+                    if ctx is not None:
+                        self.stop_training = agree(self.stop_training, ctx.device)
                     if self.stop_training:
                         break
             except KeyboardInterrupt:
@@ -358,13 +422,23 @@ class Trainer:
         return_dict: bool = False,
         callbacks: Sequence[Callback] | None = None,
     ) -> Any:
-        """Loss and metrics on the data, under `torch.inference_mode`; a list as Keras orders it, or a dict."""
+        """Loss and metrics on the data, under `torch.inference_mode`; a list as Keras orders it, or a dict.
+
+        Distributed, each rank evaluates a contiguous share (every sample counted once, nothing padded)
+        in batches of `ceil(batch_size / world_size)`, and every rank returns the same numbers.
+        """
         batch_size = _check_batch_size(batch_size)
-        verbose = _resolve_verbose(verbose)
+        verbose = self._verbose(verbose)
         data = make_data(x, y, sample_weight, batch_size, False, self.device.type == "cuda")
+        if self.dist is not None:
+            if isinstance(data, ArrayData) and data.n < self.dist.world and not self._built:
+                raise ValueError(f"{data.n} samples for {self.dist.world} ranks: each rank needs one to start.")
+            batch_size = _local_batch_size(batch_size, self.dist.world)
+            data = shard_for_eval(data, batch_size, self.dist.rank, self.dist.world)
         cbs = list(callbacks or []) + ([ProgbarLogger()] if verbose else [])
         cblist = CallbackList(cbs, trainer=self, steps=data.steps(batch_size), verbose=verbose, epochs=1)
-        logs = self._evaluate(data, batch_size, cblist)
+        with contextlib.nullcontext() if self.dist is None else self.dist.guard():
+            logs = self._evaluate(data, batch_size, cblist)
         if return_dict:
             return logs
         order = [n for n in ["loss", *(m.name for m in self.metrics)] if n in logs]  # Keras' list order
@@ -374,9 +448,12 @@ class Trainer:
     def predict(
         self, x: Any, batch_size: int = 32, verbose: int | str = "auto", callbacks: Sequence[Callback] | None = None
     ) -> torch.Tensor:
-        """The model's outputs for every sample, concatenated, as a CPU tensor (under `torch.inference_mode`)."""
+        """The model's outputs for every sample, concatenated, as a CPU tensor (under `torch.inference_mode`).
+
+        Distributed, every rank predicts every sample (no sharding, no communication).
+        """
         batch_size = _check_batch_size(batch_size)
-        verbose = _resolve_verbose(verbose)
+        verbose = self._verbose(verbose)
         data = make_data(x, None, None, batch_size, False, self.device.type == "cuda")
         cbs = list(callbacks or []) + ([ProgbarLogger()] if verbose else [])
         cblist = CallbackList(cbs, trainer=self, steps=data.steps(batch_size), verbose=verbose, epochs=1)
@@ -398,6 +475,20 @@ class Trainer:
         return torch.cat(outputs).float().cpu() if outputs else torch.empty(0)
 
     # ------------------------------------------------------------------ loops
+    def _verbose(self, verbose: Any) -> int:
+        """Keras' `verbose`, forced to 0 on every rank but 0 (one progress bar for the group)."""
+        verbose = _resolve_verbose(verbose)
+        return verbose if self.dist is None or self.dist.main else 0
+
+    def _scaled(self, batches: Iterator) -> Iterator:
+        """Batches without their loss scale, which goes to `self._loss_scale` for the step about to run."""
+        for batch in batches:
+            if len(batch) == 4:
+                self._loss_scale = batch[3]
+                yield batch[:3]
+            else:
+                yield batch
+
     def _batch_stream(
         self, data: ArrayData | LoaderData, batch_size: int, shuffle: bool, steps_per_epoch: int | None
     ) -> Callable[[], Iterator]:
@@ -430,6 +521,7 @@ class Trainer:
         self.model.train()
         cblist.on_epoch_begin(epoch)
         running, move, step_fn = self._running, self._move, self._train_step
+        can_stop = self.dist is None  # distributed, every rank must run the same steps: stop at epoch end
         begin_calls, end_calls = cblist.batch_hooks("on_train_batch_begin"), cblist.batch_hooks("on_train_batch_end")
         for step, (x, y, w) in enumerate(batches):
             for f in begin_calls:
@@ -440,25 +532,27 @@ class Trainer:
             logs = Logs(values, size, running)
             for f in end_calls:
                 f(step, logs)
-            if self.stop_training:
+            if self.stop_training and can_stop:
                 break
-        return self._running()
+        return self._epoch_logs()
 
     def _train_step(self, x: Any, y: Any, w: Any) -> tuple[dict[str, Any], int]:
         if not self._built:
             return self._first_step(x, y, w, train=True)
         if self._amp_dtype is None:
-            y_pred = self.model(x)
+            y_pred = self._net(x)
             loss = self._objective(y_pred, y, w)
         else:
             with self._autocast():
-                y_pred = self.model(x)
+                y_pred = self._net(x)
                 loss = self._objective(y_pred, y, w)
         values = self._batch_values(loss, y, y_pred.detach(), w)
         self._step(loss)
         return values, y_pred.shape[0]
 
     def _step(self, loss: torch.Tensor) -> None:
+        if self._loss_scale != 1.0:  # a rank's uneven share of a global batch (see data.shard_plan)
+            loss = loss * self._loss_scale
         self.optimizer.zero_grad(set_to_none=True)
         if self._scaler is None:
             loss.backward()
@@ -483,7 +577,7 @@ class Trainer:
     def _first_step(self, x: Any, y: Any, w: Any, train: bool) -> tuple[dict[str, Any], int]:
         """The first batch: shapes checked and metrics resolved before any weight changes."""
         with self._autocast():
-            y_pred = self.model(x)
+            y_pred = (self._net if train else self.model)(x)
             loss = self._checked_loss(y_pred, y, w)
         if loss.dim() != 0:
             raise ValueError(f"The loss must be a scalar, got shape {tuple(loss.shape)}.")
@@ -523,6 +617,8 @@ class Trainer:
 
     def _evaluate(self, data: ArrayData | LoaderData, batch_size: int, cblist: CallbackList) -> dict[str, float]:
         self._reset_state()
+        if self.dist is not None:
+            broadcast_buffers(self.model)
         was_training = self.model.training
         self.model.eval()
         cblist.on_test_begin()
@@ -542,7 +638,7 @@ class Trainer:
                     cblist.on_test_batch_end(step, Logs(values, size, running))
         finally:
             self.model.train(was_training)
-        logs = self._running()
+        logs = self._epoch_logs()
         cblist.on_test_end(logs)
         return logs
 
@@ -564,6 +660,17 @@ class Trainer:
         floats = torch.stack(vals).tolist()
         return {k: floats[i] for k, i in self._order}
 
+    def _epoch_logs(self) -> dict[str, float]:
+        """The epoch's values; distributed, over every rank with one all-reduce (identical on all ranks)."""
+        if self.dist is None:
+            return self._running()
+        if not self._built:  # this rank saw no batch yet; it still joins the collective the others wait in
+            reduce_epoch([], [], [], self.device, pad=len(self._specs[0]) + len(self._specs[1]))
+            return {}
+        loss, results = reduce_epoch(self._losses, self._sizes, self.metrics, self.device)
+        floats = torch.stack([loss, *[r.double().to(loss.device) for r in results]]).tolist()
+        return {k: floats[i] for k, i in self._order}
+
     def _to_device(self, t: Any) -> Any:
         if t is None:
             return None
@@ -579,3 +686,24 @@ class Trainer:
         if self._amp_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self._amp_dtype)
+
+
+def _local_batch_size(batch_size: int, world: int) -> int:
+    """A rank's share of a global batch, rounded up (evaluation batches)."""
+    return -(-batch_size // world)
+
+
+def _warn_unsharded(data: Any) -> None:
+    """A user's DataLoader without a DistributedSampler feeds every rank the whole dataset."""
+    if not isinstance(data, LoaderData) or data.dataset is not None:
+        return
+    loader = data.loader
+    samplers = (loader.sampler, getattr(loader.batch_sampler, "sampler", None), loader.batch_sampler)
+    if isinstance(loader.dataset, torch.utils.data.IterableDataset):
+        return  # it may shard itself by rank: nothing to tell
+    if not any(isinstance(s, torch.utils.data.DistributedSampler) for s in samplers):
+        warnings.warn(
+            "Distributed training with a DataLoader without a DistributedSampler: every rank trains on the "
+            "whole dataset. Pass the Dataset itself (the Trainer shards it) or use a DistributedSampler.",
+            stacklevel=3,
+        )
