@@ -44,6 +44,7 @@ import numpy as np
 import torch
 
 from .callbacks import Callback, stack_floats
+from .distributed import is_main_process
 from .io import atomic_save
 from .logs import Logs
 
@@ -63,16 +64,6 @@ __all__ = [
 
 
 # ------------------------------------------------------------------ helpers
-
-
-def is_main_process() -> bool:
-    """False only on a rank other than 0 of an initialised `torch.distributed` group.
-
-    >>> is_main_process()
-    True
-    """
-    dist = torch.distributed
-    return not (dist.is_available() and dist.is_initialized() and dist.get_rank() != 0)
 
 
 def unwrap_model(model: Any) -> Any:
