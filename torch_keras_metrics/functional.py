@@ -82,9 +82,9 @@ def _labels_as_index(
             valid &= wide == whole
         index = torch.where(valid, whole, 0).to(torch.int64)
     else:
-        index = labels.to(torch.int64)
-        valid = (index >= 0) & (index < num_classes)
-        index = index.clamp(0, num_classes - 1)
+        labels = labels.to(torch.int64)
+        index = labels.clamp(0, num_classes - 1)
+        valid = index == labels
     return index, valid
 
 
@@ -99,9 +99,10 @@ def _labels_as_index(
 _BLOCK = 1 << 20  # elements per block in the eager kernels: bounds the temporaries at 1 MiB of bools
 
 
-def _count_higher(scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    # `~(s <= t)` is `s > t or s is NaN`: NaN scores rank above every number.
-    return scores.shape[-1] - (scores <= target).sum(-1)
+def _count_at_most(scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    # Classes scoring <= the target; the rest score higher or are NaN (NaN ranks above every
+    # number). A NaN target has none, so with k < C it is never in the top k: no NaN test needed.
+    return (scores <= target).sum(-1)
 
 
 def _in_top_k_eager(scores: torch.Tensor, index: torch.Tensor, k: int) -> torch.Tensor:
@@ -109,34 +110,33 @@ def _in_top_k_eager(scores: torch.Tensor, index: torch.Tensor, k: int) -> torch.
     target = scores.gather(-1, index.unsqueeze(-1))
     rows = max(1, _BLOCK // scores.shape[-1])
     if scores.shape[0] <= rows:
-        higher = _count_higher(scores, target)
+        at_most = _count_at_most(scores, target)
     else:
-        higher = torch.cat([_count_higher(s, t) for s, t in zip(scores.split(rows), target.split(rows))])
-    return (higher < k) & (target.squeeze(-1) == target.squeeze(-1))
+        at_most = torch.cat([_count_at_most(s, t) for s, t in zip(scores.split(rows), target.split(rows))])
+    return at_most > scores.shape[-1] - k
 
 
 def _is_argmax_fused(scores: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """Argmax-free `scores.argmax(-1) == index`, written for the compiler to fuse into one pass."""
     target = scores.gather(-1, index.unsqueeze(-1))
-    at_or_after = torch.arange(scores.shape[-1], device=scores.device) >= index.unsqueeze(-1)
-    target_nan = target != target
-    not_beaten = torch.where(
-        target_nan,
-        (scores == scores) | at_or_after,  # a NaN target is the argmax when no NaN precedes it
-        (scores < target) | ((scores == target) & at_or_after),
+    before = torch.arange(scores.shape[-1], device=scores.device) < index.unsqueeze(-1)
+    beats = torch.where(
+        target != target,
+        (scores != scores) & before,  # a NaN target is the argmax when no NaN precedes it
+        torch.where(before, ~(scores < target), ~(scores <= target)),  # NaN scores beat a number
     )
-    return not_beaten.all(-1)
+    return beats.sum(-1) == 0  # an integer count vectorises better than a bool all()
 
 
 def _in_top_k_fused(scores: torch.Tensor, index: torch.Tensor, k: int) -> torch.Tensor:
     target = scores.gather(-1, index.unsqueeze(-1))
-    return (_count_higher(scores, target) < k) & (target.squeeze(-1) == target.squeeze(-1))
+    return _count_at_most(scores, target) > scores.shape[-1] - k
 
 
 # Large inputs go through torch.compile'd versions of the fused kernels: one pass over the
 # scores, no (N, C) temporary. Small ones stay eager, where compiling would not pay.
 # TORCH_KERAS_METRICS_COMPILE=0 turns compilation off; =1 compiles at every size.
-_COMPILE_MIN_ELEMENTS = 1 << 18
+_COMPILE_MIN_ELEMENTS = 1 << 16
 _compiled: dict[str, Callable] = {}
 _compile_failed: set[str] = set()
 _compile_min_elements = _COMPILE_MIN_ELEMENTS
@@ -246,11 +246,49 @@ def _accuracy(y_true: Any, y_pred: Any) -> torch.Tensor:
     return y_true == y_pred
 
 
-def _binary_accuracy(y_true: Any, y_pred: Any, threshold: float = 0.5) -> torch.Tensor:
+def _threshold(threshold: Any) -> Any:
     threshold = check_threshold(threshold)
     if isinstance(threshold, float):
         # Keras holds the threshold in a float32 tensor: 0.7 is 0.699999988, also against float64 scores.
         threshold = float(np.float32(threshold))
+    return threshold
+
+
+# Counting kernels for the elementwise accuracies: the stateful metrics need only the number of
+# matches, and compiled that is one pass over both inputs with no full-size temporary (eagerly,
+# `y_pred > t`, its cast and `==` each write one: 10-20x slower at 4096x32000).
+
+
+def _equal_count(y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
+    return (y_true.to(y_pred.dtype) == y_pred).sum()
+
+
+def _binary_count(y_true: torch.Tensor, y_pred: torch.Tensor, threshold: Any) -> torch.Tensor:
+    return (y_true == (y_pred > threshold).to(y_true.dtype)).sum()
+
+
+def _count_matches(name: str, fn: Callable, y_true: Any, y_pred: Any, *args: Any) -> torch.Tensor | None:
+    """The int64 number of matches, compiled, for large tensors of one shape on one device;
+    None where the caller should take the elementwise path."""
+    if not (isinstance(y_true, torch.Tensor) and isinstance(y_pred, torch.Tensor)):
+        return None
+    if y_true.shape != y_pred.shape or y_true.device != y_pred.device or not _use_compiled(y_pred, name):
+        return None
+    if y_true.is_complex() or y_pred.is_complex():
+        return None
+    return _run_compiled(name, fn, fn, y_true, y_pred, *args)
+
+
+def _accuracy_count(y_true: Any, y_pred: Any) -> torch.Tensor | None:
+    return _count_matches("equal_count", _equal_count, y_true, y_pred)
+
+
+def _binary_accuracy_count(y_true: Any, y_pred: Any, threshold: float = 0.5) -> torch.Tensor | None:
+    return _count_matches("binary_count", _binary_count, y_true, y_pred, _threshold(threshold))
+
+
+def _binary_accuracy(y_true: Any, y_pred: Any, threshold: float = 0.5) -> torch.Tensor:
+    threshold = _threshold(threshold)
     y_true, y_pred = _pair(y_true, y_pred)
     y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
     broadcast_shape(y_true, y_pred, "y_true", "y_pred")
@@ -260,10 +298,24 @@ def _binary_accuracy(y_true: Any, y_pred: Any, threshold: float = 0.5) -> torch.
 def _categorical_accuracy(y_true: Any, y_pred: Any) -> torch.Tensor:
     y_true, y_pred = _pair(y_true, y_pred)  # Keras takes argmax(y_true) before any cast
     _check_one_hot(y_true, y_pred)
-    return _argmax(y_true) == _argmax(y_pred)
+    return _sparse_match(_argmax(y_true), y_pred, _is_argmax)  # large: y_pred in one compiled pass
 
 
 def _sparse_categorical_accuracy(y_true: Any, y_pred: Any) -> torch.Tensor:
+    if (
+        type(y_true) is torch.Tensor
+        and type(y_pred) is torch.Tensor
+        and y_true.dim() == 1
+        and y_pred.dim() == 2
+        and y_true.shape[0] == y_pred.shape[0]
+        and y_pred.shape[1] > 0
+        and y_pred.is_floating_point()
+        and not (y_true.is_floating_point() or y_true.is_complex() or y_true.dtype == torch.bool)
+        and y_true.device == y_pred.device
+        and not _use_compiled(y_pred, "argmax")
+    ):
+        # The common case, (N,) integer labels and (N, C) float scores, in the fewest Python calls.
+        return y_pred.argmax(-1) == y_true
     y_true, y_pred = _pair(y_true, y_pred)  # labels keep their own dtype: 2049 stays 2049 beside float16
     check_scores(y_pred)
     label_axis = y_true.dim() == y_pred.dim() and y_true.shape[-1] == 1

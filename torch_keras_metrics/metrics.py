@@ -151,7 +151,20 @@ class Mean(torchmetrics.Metric):
     # ---------------------------------------------------------------- the torch / torchmetrics API
     def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
         """Add the batch to the state and return the value of that batch alone."""
-        total, count = self._batch_sums(*self._forward_inputs(*args, **kwargs))
+        values, sample_weight = self._forward_inputs(*args, **kwargs)
+        if sample_weight is None and values.dtype == torch.bool and values.dim() == 1:
+            if not torch.compiler.is_compiling():  # the common case, in the fewest calls
+                n = float(values.shape[0])
+                hits = torch.count_nonzero(values)
+                buffers = self._buffers
+                buffers["total"].add_(hits)
+                buffers["count"].add_(n)
+                value = hits.div(n) if n else torch.zeros((), device=hits.device)
+                if value.dtype != self._result_dtype:
+                    value = value.to(self._result_dtype)
+                self.__dict__["_forward_cache"] = value
+                return value
+        total, count = self._batch_sums(values, sample_weight)
         self._add(total, count)
         value = _ratio(total, count)
         if value.dtype != self._result_dtype:
@@ -302,6 +315,17 @@ class _Accuracy(MeanMetricWrapper):
 
     higher_is_better = True
     _kernel: Callable[..., torch.Tensor]
+    # Optional: the number of matches straight from the inputs (None: take the elementwise path).
+    _counter: Callable[..., torch.Tensor | None] | None = None
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:  # type: ignore[override]
+        if sample_weight is None and self._counter is not None:
+            hits = self._counter(y_true, y_pred, **self._fn_kwargs)
+            if hits is not None and hits.device == self._buffers["total"].device:
+                shape = y_pred.shape  # the counters only count inputs of one shape, at least 1-d
+                self._add(hits.to(torch.float64) / shape[1:].numel(), float(shape[0]))
+                return
+        super().update_state(y_true, y_pred, sample_weight)
 
     def __init__(self, name: str | None, dtype: Any, **kwargs: Any) -> None:
         super().__init__(type(self)._kernel, name=name or _snake_case(type(self).__name__), dtype=dtype, **kwargs)
@@ -317,6 +341,7 @@ class Accuracy(_Accuracy):
     """
 
     _kernel = staticmethod(F._accuracy)
+    _counter = staticmethod(F._accuracy_count)
 
     def __init__(self, name: str = "accuracy", dtype: Any = None, **kwargs: Any) -> None:
         super().__init__(name, dtype, **kwargs)
@@ -332,6 +357,7 @@ class BinaryAccuracy(_Accuracy):
     """
 
     _kernel = staticmethod(F._binary_accuracy)
+    _counter = staticmethod(F._binary_accuracy_count)
 
     def __init__(self, name: str = "binary_accuracy", dtype: Any = None, threshold: float = 0.5, **kwargs: Any):
         self.threshold = check_threshold(threshold)
