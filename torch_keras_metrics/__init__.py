@@ -6,8 +6,9 @@
 tensor(0.5000)
 """
 
-from . import distributed, functional, losses
+from . import checkpoint, distributed, functional, losses
 from .callbacks import BaseLogger, Callback, CallbackList, ProgbarLogger
+from .checkpoint import CheckpointError
 from .history import History, plot_history
 from .keras_callbacks import (
     CSVLogger,
@@ -67,4 +68,6 @@ __all__ = [
     "ReduceLROnPlateau",
     "TensorBoard",
     "TerminateOnNaN",
+    "checkpoint",
+    "CheckpointError",
 ]

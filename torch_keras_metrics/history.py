@@ -69,6 +69,26 @@ class History(Callback):
         if self.trainer is not None:
             self.trainer.history = self
 
+    def state_dict(self) -> dict[str, Any]:
+        """The record as plain lists and dicts (what a checkpoint stores).
+
+        >>> h = History(); h.on_epoch_end(0, {"loss": 0.5}); h.state_dict()["history"]
+        {'loss': [0.5]}
+        """
+        return {
+            "history": {k: list(v) for k, v in self.history.items()},
+            "epoch": list(self.epoch),
+            "batches": [{k: list(v) for k, v in record.items()} for record in self.batches],
+            "keras2": [dict(means) for means in self._keras2],
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Replace the record with `state` (from `state_dict`); a `fit` continuing a run then appends to it."""
+        self.history = {k: list(v) for k, v in state["history"].items()}
+        self.epoch = list(state["epoch"])
+        self.batches = [{k: list(v) for k, v in record.items()} for record in state["batches"]]
+        self._keras2 = [dict(means) for means in state.get("keras2", [])]
+
     @property
     def keras2_history(self) -> dict[str, list[float]]:
         """Per-epoch values as Keras 2's BaseLogger reduced them: batch values weighted by batch size."""

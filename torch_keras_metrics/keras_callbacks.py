@@ -281,6 +281,24 @@ class EarlyStopping(MonitorCallback):
                 _print(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.")
             unwrap_model(self.model).load_state_dict(self.best_weights)
 
+    def state_dict(self) -> dict[str, Any]:
+        """What a Trainer checkpoint keeps of this callback: `wait`, `best`, `best_epoch`, the best weights.
+
+        >>> EarlyStopping().state_dict()["wait"]
+        0
+        """
+        return {
+            "wait": self.wait,
+            "stopped_epoch": self.stopped_epoch,
+            "best": self.best,
+            "best_epoch": self.best_epoch,
+            "best_weights": self.best_weights,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.wait, self.stopped_epoch = state["wait"], state["stopped_epoch"]
+        self.best, self.best_epoch, self.best_weights = state["best"], state["best_epoch"], state["best_weights"]
+
     def _get_weights(self) -> dict[str, Any]:
         state = unwrap_model(self.model).state_dict()
         return {k: v.detach().to("cpu", copy=True) if isinstance(v, torch.Tensor) else v for k, v in state.items()}
@@ -294,9 +312,14 @@ class ModelCheckpoint(MonitorCallback):
 
     `filepath` is formatted with `epoch` (1-based, as Keras) and the log keys, e.g.
     `"ckpt/{epoch:02d}-{val_loss:.4f}.pt"`; with an integer `save_freq` also `batch` (1-based).
-    With `save_weights_only=True` the file holds the unwrapped model's `state_dict()`; otherwise a dict
-    `{"epoch", "batch", "model_state_dict", "optimizer_state_dict"}` (`epoch` 1-based: pass it as
-    `initial_epoch` to resume; `batch` None for an end-of-epoch save). Every file is written atomically
+    With `save_weights_only=True` the file holds the unwrapped model's `state_dict()`; otherwise the full
+    Trainer checkpoint of `torch_keras_metrics.checkpoint` (model, optimizer, History, callback, metric and
+    random states; `"epoch"` 1-based, `"batch"` None for an end-of-epoch save, `"initial_epoch"` the epoch to
+    continue from): `trainer.load_checkpoint(path)` or `fit(resume_from=folder)` resume from it.
+    Inside `Trainer.fit` the end-of-epoch save runs after every callback's `on_epoch_end`, so the file holds
+    the whole epoch's state whatever the callbacks' order; on Ctrl-C the interrupted epoch is not saved
+    under `filepath` (its logs are partial) but as a full checkpoint `interrupted.pt` in the same folder.
+    Every file is written atomically
     (temporary file in the same folder, fsync, `os.replace`) and loads with `torch.load(path, weights_only=True)`.
     Keras' file-extension checks (`.keras`, `.weights.h5`) do not apply: any name works.
 
@@ -323,6 +346,8 @@ class ModelCheckpoint(MonitorCallback):
         self._batches_seen_since_last_saving = 0
         self._last_batch_seen: int | None = None
         self._current_epoch = 0
+        self._in_fit = False  # set by Trainer.fit (checkpoint.on_train_begin): epoch-end saves wait for its hook
+        self._pending: tuple[int, Mapping] | None = None
         if self.save_freq != "epoch" and not isinstance(self.save_freq, int):
             raise ValueError(
                 f"Unrecognized save_freq: {self.save_freq}. Expected save_freq are 'epoch' or integer values"
@@ -342,7 +367,46 @@ class ModelCheckpoint(MonitorCallback):
         if self.monitor_op is None:
             self._set_monitor_op()
         if self.save_freq == "epoch":
-            self._save_model(epoch=epoch, batch=None, logs=logs)
+            if self._in_fit:
+                self._pending = (epoch, logs if logs is not None else {})
+            else:
+                self._save_model(epoch=epoch, batch=None, logs=logs)
+
+    def on_train_end(self, logs: Mapping | None = None) -> None:
+        self._in_fit, self._pending = False, None
+
+    def _end_of_epoch(self, epoch: int, logs: Mapping, interrupted: bool, skip: set[str]) -> str | None:
+        """Called by `Trainer.fit` after every callback's `on_epoch_end`; returns the path of a Ctrl-C save."""
+        pending, self._pending = self._pending, None
+        if interrupted:
+            try:
+                folder = os.path.dirname(self._get_file_path(epoch, None, logs))
+            except KeyError:  # the partial epoch lacks keys the name uses (e.g. val_loss)
+                folder = os.path.dirname(self.filepath)
+            path = os.path.join(folder, "interrupted.pt")
+            if path not in skip and is_main_process():
+                from .checkpoint import save_checkpoint
+
+                save_checkpoint(self.trainer, path, epoch=epoch, complete=False, logs=logs)
+                if self.verbose > 0:
+                    _print(f"\nEpoch {epoch + 1}: interrupted; saved the trainer to {path}")
+            return path
+        if pending is not None:
+            self._save_model(epoch=pending[0], batch=None, logs=pending[1])
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a Trainer checkpoint keeps of this callback: `best` and the batch counters."""
+        return {
+            "best": self.best,
+            "batches_seen_since_last_saving": self._batches_seen_since_last_saving,
+            "last_batch_seen": self._last_batch_seen,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.best = state["best"]
+        self._batches_seen_since_last_saving = state["batches_seen_since_last_saving"]
+        self._last_batch_seen = state["last_batch_seen"]
 
     def _should_save_on_batch(self, batch: int) -> bool:
         if self.save_freq == "epoch":
@@ -408,16 +472,11 @@ class ModelCheckpoint(MonitorCallback):
             _print(f"\nEpoch {epoch + 1}: finished saving model to {filepath}")
 
     def _payload(self, epoch: int, batch: int | None) -> Any:
-        state = unwrap_model(self.model).state_dict()
         if self.save_weights_only:
-            return state
-        optimizer = getattr(self.trainer, "optimizer", None)
-        return {
-            "epoch": epoch + 1,
-            "batch": None if batch is None else batch + 1,
-            "model_state_dict": state,
-            "optimizer_state_dict": optimizer.state_dict() if optimizer is not None else None,
-        }
+            return unwrap_model(self.model).state_dict()
+        from .checkpoint import checkpoint_state
+
+        return checkpoint_state(self.trainer, epoch=epoch, batch=batch)
 
     def _get_file_path(self, epoch: int, batch: int | None, logs: Mapping) -> str:
         values = {k: _as_float(logs[k]) for k in logs if k != "size"}
@@ -759,6 +818,17 @@ class ReduceLROnPlateau(MonitorCallback):
     def in_cooldown(self) -> bool:
         return self.cooldown_counter > 0
 
+    def state_dict(self) -> dict[str, Any]:
+        """What a Trainer checkpoint keeps of this callback (the learning rates live in the optimizer's state).
+
+        >>> ReduceLROnPlateau().state_dict()
+        {'best': None, 'wait': 0, 'cooldown_counter': 0}
+        """
+        return {"best": self.best, "wait": self.wait, "cooldown_counter": self.cooldown_counter}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.best, self.wait, self.cooldown_counter = state["best"], state["wait"], state["cooldown_counter"]
+
 
 # ------------------------------------------------------------------ TensorBoard
 
@@ -834,6 +904,13 @@ class TensorBoard(Callback):
         self._main = True
         self._iterations = 0  # optimizer steps over every fit, Keras' `optimizer.iterations`
         self.max_pending = 1000  # batch records kept before a write (and its device read) mid-epoch
+
+    def state_dict(self) -> dict[str, Any]:
+        """The step counters, so a resumed run continues the curves where they stopped."""
+        return {"global_train_batch": self._global_train_batch, "iterations": self._iterations}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._global_train_batch, self._iterations = state["global_train_batch"], state["iterations"]
 
     def _writer(self, which: str) -> Any:
         if which not in self._writers:

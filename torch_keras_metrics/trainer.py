@@ -21,6 +21,7 @@ Under `torch.distributed` (e.g. `torchrun`), the same code trains data-parallel:
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -30,6 +31,7 @@ from typing import Any, Callable
 
 import torch
 
+from . import checkpoint as _checkpoint
 from . import losses as L
 from ._checks import squeeze_or_expand_to_same_rank
 from .callbacks import BaseLogger, Callback, CallbackList, ProgbarLogger
@@ -336,12 +338,18 @@ class Trainer:
         initial_epoch: int = 0,
         steps_per_epoch: int | None = None,
         validation_freq: int | Container = 1,
+        resume_from: str | os.PathLike | None = None,
     ) -> History:
         """Train for `epochs` epochs; returns the `History`. Arguments as `keras.Model.fit`.
 
         `validation_split` holds out the last fraction of the arrays before any shuffling. With
         `steps_per_epoch`, each epoch draws that many batches, continuing where the last one stopped.
-        Ctrl-C stops after the current batch and returns the History so far.
+        Ctrl-C stops after the current batch and returns the History so far (each `ModelCheckpoint`
+        then saves the trainer as `interrupted.pt` in its folder).
+
+        `resume_from` (a checkpoint file, or a folder: its newest checkpoint that loads) restores the
+        trainer and continues from the checkpoint's epoch, overriding `initial_epoch`; a missing path or
+        a folder without checkpoints trains from scratch. See `torch_keras_metrics.checkpoint`.
 
         Distributed, `batch_size` is the global batch: each rank trains on its share of every global
         batch (the ranks draw the same shuffle), validation counts every sample once, and
@@ -355,6 +363,9 @@ class Trainer:
             raise ValueError(f"`steps_per_epoch` must be None or an integer >= 1, got {steps_per_epoch!r}.")
         if not isinstance(epochs, int) or epochs < 0 or not isinstance(initial_epoch, int) or initial_epoch < 0:
             raise ValueError(f"`epochs` and `initial_epoch` must be integers >= 0, got {epochs!r}, {initial_epoch!r}.")
+        if resume_from is not None:  # after the argument checks: a refused call changes nothing
+            resumed = _checkpoint.resume(self, resume_from)
+            initial_epoch = initial_epoch if resumed is None else resumed
         pin = self.device.type == "cuda"
         train = make_data(x, y, sample_weight, batch_size, shuffle, pin, self.generator)
         val = None
@@ -390,6 +401,7 @@ class Trainer:
         guard = contextlib.nullcontext() if ctx is None else ctx.guard()
         with guard, _Interrupt(self) as interrupt:
             cblist.on_train_begin()
+            _checkpoint.on_train_begin(self, cblist.callbacks, history, initial_epoch)
             try:
                 for epoch in range(initial_epoch, epochs):
                     if set_epoch is not None:
@@ -401,6 +413,7 @@ class Trainer:
                         epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
                     epoch_logs = dict(sorted(epoch_logs.items()))
                     cblist.on_epoch_end(epoch, epoch_logs)
+                    _checkpoint.on_epoch_end(self, cblist.callbacks, epoch, epoch_logs, interrupt.hit)
                     training_logs = epoch_logs
                     if ctx is not None:
                         self.stop_training = agree(self.stop_training, ctx.device)
@@ -444,6 +457,25 @@ class Trainer:
         order = [n for n in ["loss", *(m.name for m in self.metrics)] if n in logs]  # Keras' list order
         results = [logs[n] for n in order] + [logs[k] for k in sorted(logs) if k not in order]
         return results[0] if len(results) == 1 else results
+
+    def save_checkpoint(self, path: str | os.PathLike) -> None:
+        """Save everything needed to continue this run to `path`, atomically (see `torch_keras_metrics.checkpoint`).
+
+        Call it between `fit`s (inside one, `ModelCheckpoint(save_weights_only=False)` saves at the right
+        moment); distributed, only rank 0 writes.
+
+        >>> trainer.save_checkpoint("run/last.pt")  # doctest: +SKIP
+        """
+        _checkpoint.save_checkpoint(self, path)
+
+    def load_checkpoint(self, path: str | os.PathLike) -> int:
+        """Restore this trainer from `path`; returns the `initial_epoch` to pass to `fit`.
+
+        Raises `CheckpointError` naming the file, with the trainer untouched, if the file does not fit.
+
+        >>> trainer.fit(x, y, epochs=10, initial_epoch=trainer.load_checkpoint("run/last.pt"))  # doctest: +SKIP
+        """
+        return _checkpoint.load_checkpoint(self, path)
 
     def predict(
         self, x: Any, batch_size: int = 32, verbose: int | str = "auto", callbacks: Sequence[Callback] | None = None
