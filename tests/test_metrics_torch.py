@@ -222,6 +222,23 @@ def test_metric_collection_keeps_different_definitions_apart():
     assert all(m.count.item() == 0 for m in collection.values())
 
 
+def test_metric_collection_mixing_ours_and_torchmetrics_routes_keywords():
+    """Ours take (y_true, y_pred), torchmetrics' (preds, target): keywords reach each metric by name."""
+    collection = torchmetrics.MetricCollection(
+        {
+            "ours": tkm.SparseCategoricalAccuracy(),
+            "theirs": torchmetrics.classification.MulticlassAccuracy(num_classes=3, average="micro"),
+        }
+    )
+    labels = torch.tensor([0, 1, 2, 2])
+    scores = torch.tensor([[0.9, 0.1, 0.0], [0.1, 0.8, 0.1], [0.5, 0.4, 0.1], [0.1, 0.2, 0.7]])
+    batch = collection(y_true=labels, y_pred=scores, preds=scores, target=labels)
+    assert batch["ours"].item() == batch["theirs"].item() == 0.75
+    collection.update(y_true=labels[:2], y_pred=scores[:2], preds=scores[:2], target=labels[:2])
+    result = collection.compute()
+    assert result["ours"].item() == pytest.approx(5 / 6) and result["theirs"].item() == pytest.approx(5 / 6)
+
+
 def test_lightning_logs_the_metric_object():
     lightning = pytest.importorskip("lightning")
 

@@ -177,9 +177,9 @@ class Mean(torchmetrics.Metric):
             self.__dict__["_forward_cache"] = value
         return value
 
-    def update(self, *args: Any, **kwargs: Any) -> None:
-        """torchmetrics' name for `update_state`."""
-        self.update_state(*args, **kwargs)
+    def update(self, values: Any, sample_weight: Any = None) -> None:
+        """torchmetrics' name for `update_state` (named arguments, so `MetricCollection` can route keywords)."""
+        self.update_state(values, sample_weight)
 
     def compute(self) -> torch.Tensor:
         """torchmetrics' name for `result`; under torch.distributed it sums the states of all ranks first."""
@@ -278,6 +278,10 @@ class MeanMetricWrapper(Mean):
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:  # type: ignore[override]
         """Add a batch: per-element values of `fn`, reduced per sample, weighted by `sample_weight`."""
         self._add(*self._batch_sums(self._matches(y_true, y_pred), sample_weight))
+
+    def update(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:  # type: ignore[override]
+        """torchmetrics' name for `update_state`."""
+        self.update_state(y_true, y_pred, sample_weight)
 
     def _forward_inputs(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> tuple[torch.Tensor, Any]:
         return self._matches(y_true, y_pred), sample_weight
