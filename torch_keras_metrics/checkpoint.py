@@ -46,9 +46,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .distributed import is_main_process
+from .distributed import is_main_process, unwrap_model
 from .io import atomic_save
-from .keras_callbacks import unwrap_model
 
 __all__ = [
     "FORMAT",

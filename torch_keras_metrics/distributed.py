@@ -28,6 +28,7 @@ __all__ = [
     "rank",
     "world_size",
     "is_main_process",
+    "unwrap_model",
     "shard_bounds",
     "reduce_epoch",
     "agree",
@@ -53,6 +54,23 @@ def world_size() -> int:
 def is_main_process() -> bool:
     """Whether this process is rank 0: the one that prints and writes files."""
     return rank() == 0
+
+
+def unwrap_model(model: Any) -> Any:
+    """The module itself, out of `DistributedDataParallel`, `DataParallel` and `torch.compile` wrappers.
+
+    >>> net = torch.nn.Linear(1, 1)
+    >>> unwrap_model(torch.nn.DataParallel(net)) is net
+    True
+    """
+    parallel = (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)
+    while True:
+        if isinstance(model, parallel):
+            model = model.module
+        elif isinstance(model, torch.nn.Module) and isinstance(getattr(model, "_orig_mod", None), torch.nn.Module):
+            model = model._orig_mod
+        else:
+            return model
 
 
 def shard_bounds(n: int, rank: int, world: int) -> tuple[int, int]:

@@ -44,7 +44,8 @@ import numpy as np
 import torch
 
 from .callbacks import Callback, stack_floats
-from .distributed import is_main_process
+from .checkpoint import checkpoint_state, save_checkpoint
+from .distributed import is_main_process, unwrap_model
 from .io import atomic_save
 from .logs import Logs
 
@@ -64,23 +65,6 @@ __all__ = [
 
 
 # ------------------------------------------------------------------ helpers
-
-
-def unwrap_model(model: Any) -> Any:
-    """The module itself, out of `DistributedDataParallel`, `DataParallel` and `torch.compile` wrappers.
-
-    >>> net = torch.nn.Linear(1, 1)
-    >>> unwrap_model(torch.nn.DataParallel(net)) is net
-    True
-    """
-    parallel = (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)
-    while True:
-        if isinstance(model, parallel):
-            model = model.module
-        elif isinstance(model, torch.nn.Module) and isinstance(getattr(model, "_orig_mod", None), torch.nn.Module):
-            model = model._orig_mod
-        else:
-            return model
 
 
 def _f32(x: float) -> float:
@@ -385,8 +369,6 @@ class ModelCheckpoint(MonitorCallback):
                 folder = os.path.dirname(self.filepath)
             path = os.path.join(folder, "interrupted.pt")
             if path not in skip and is_main_process():
-                from .checkpoint import save_checkpoint
-
                 save_checkpoint(self.trainer, path, epoch=epoch, complete=False, logs=logs)
                 if self.verbose > 0:
                     _print(f"\nEpoch {epoch + 1}: interrupted; saved the trainer to {path}")
@@ -474,8 +456,6 @@ class ModelCheckpoint(MonitorCallback):
     def _payload(self, epoch: int, batch: int | None) -> Any:
         if self.save_weights_only:
             return unwrap_model(self.model).state_dict()
-        from .checkpoint import checkpoint_state
-
         return checkpoint_state(self.trainer, epoch=epoch, batch=batch)
 
     def _get_file_path(self, epoch: int, batch: int | None, logs: Mapping) -> str:
