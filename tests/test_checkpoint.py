@@ -521,3 +521,22 @@ def test_a_nan_loss_stops_with_the_best_weights_restored(tmp_path):
     state = trainer.model.state_dict()
     assert all(t.isfinite().all() for t in state.values())
     assert _same(state, kept[best])
+
+
+def test_random_states_that_would_not_load_are_refused_before_anything_changes(tmp_path):
+    """A state that passes the type checks but not numpy's own (a hand-edited file) fails before any load."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Softmax(-1))
+    trainer = tkm.Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), "sparse_categorical_crossentropy")
+    trainer.fit(torch.randn(20, 4), torch.randint(0, 3, (20,)), epochs=1, verbose=0)
+    path = tmp_path / "edited.pt"
+    trainer.save_checkpoint(path)
+    state = torch.load(path, weights_only=True)
+    state["rng"]["numpy"]["bit_generator"] = "NotAGenerator"
+    torch.save(state, path)
+    other = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Softmax(-1))
+    fresh = tkm.Trainer(other, torch.optim.SGD(other.parameters(), lr=0.1), "sparse_categorical_crossentropy")
+    before = {k: v.clone() for k, v in other.state_dict().items()}
+    with pytest.raises(tkm.CheckpointError, match=r"edited\.pt.*random states do not load"):
+        fresh.load_checkpoint(path)
+    assert all(torch.equal(before[k], v) for k, v in other.state_dict().items())

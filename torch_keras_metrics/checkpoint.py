@@ -134,6 +134,30 @@ def _check_rng(rng: Any, fail: Any) -> None:
     python = rng.get("python")
     if python is not None and not (isinstance(python, tuple) and len(python) == 3):
         fail("its Python random state is malformed")
+    try:  # set every state on a throwaway generator: a state that would not load fails here, not halfway
+        for key in ("torch", "trainer"):
+            if rng.get(key) is not None:
+                torch.Generator().set_state(rng[key])
+        if state is not None:
+            np.random.RandomState().set_state(_numpy_state(state))
+        if python is not None:
+            random.Random().setstate(_python_state(python))
+    except (ValueError, TypeError, RuntimeError, KeyError, IndexError) as err:
+        fail(f"its random states do not load ({err})")
+
+
+def _numpy_state(state: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "bit_generator": state["bit_generator"],
+        "state": {"key": state["key"].numpy().astype(np.uint32), "pos": state["pos"]},
+        "has_gauss": state["has_gauss"],
+        "gauss": state["gauss"],
+    }
+
+
+def _python_state(python: tuple) -> tuple:
+    version, internal, gauss = python
+    return version, tuple(internal), gauss
 
 
 def _set_rng(trainer: Any, rng: Mapping[str, Any]) -> None:
@@ -149,19 +173,10 @@ def _set_rng(trainer: Any, rng: Mapping[str, Any]) -> None:
                 "the CUDA random states are not restored.",
                 stacklevel=3,
             )
-    state = rng.get("numpy")
-    if state is not None:
-        np.random.set_state(
-            {
-                "bit_generator": state["bit_generator"],
-                "state": {"key": state["key"].numpy().astype(np.uint32), "pos": state["pos"]},
-                "has_gauss": state["has_gauss"],
-                "gauss": state["gauss"],
-            }
-        )
+    if rng.get("numpy") is not None:
+        np.random.set_state(_numpy_state(rng["numpy"]))
     if rng.get("python") is not None:
-        version, internal, gauss = rng["python"]
-        random.setstate((version, tuple(internal), gauss))
+        random.setstate(_python_state(rng["python"]))
     generator = getattr(trainer, "generator", None)
     if rng.get("trainer") is not None and isinstance(generator, torch.Generator):
         generator.set_state(rng["trainer"])

@@ -111,3 +111,18 @@ def sparse_categorical_crossentropy(y_true: Any, y_pred: Any, from_logits: bool 
     else:
         log_prob = (y_pred / y_pred.sum(-1, keepdim=True)).clamp(EPSILON, 1.0 - EPSILON).log()
     return -log_prob.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+
+
+# Keras' names for these losses (as `compile(loss=...)` and `metrics=[...]` accept them).
+BY_NAME = {
+    "mae": mean_absolute_error,
+    "MAE": mean_absolute_error,
+    "mean_absolute_error": mean_absolute_error,
+    "mse": mean_squared_error,
+    "MSE": mean_squared_error,
+    "mean_squared_error": mean_squared_error,
+    "bce": binary_crossentropy,
+    "binary_crossentropy": binary_crossentropy,
+    "categorical_crossentropy": categorical_crossentropy,
+    "sparse_categorical_crossentropy": sparse_categorical_crossentropy,
+}

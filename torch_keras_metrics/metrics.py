@@ -456,18 +456,7 @@ _CLASSES: dict[str, type[Mean]] = {
 }
 _CLASSES.update({_snake_case(name): cls for name, cls in list(_CLASSES.items())})
 
-_FUNCTIONS: dict[str, Callable] = {
-    "mae": L.mean_absolute_error,
-    "MAE": L.mean_absolute_error,
-    "mean_absolute_error": L.mean_absolute_error,
-    "mse": L.mean_squared_error,
-    "MSE": L.mean_squared_error,
-    "mean_squared_error": L.mean_squared_error,
-    "bce": L.binary_crossentropy,
-    "binary_crossentropy": L.binary_crossentropy,
-    "categorical_crossentropy": L.categorical_crossentropy,
-    "sparse_categorical_crossentropy": L.sparse_categorical_crossentropy,
-}
+_FUNCTIONS: dict[str, Callable] = L.BY_NAME
 
 _AUTO = ("accuracy", "acc")
 

@@ -48,22 +48,11 @@ from .data import (
 from .distributed import DistContext, agree, broadcast_buffers, broadcast_generator, reduce_epoch, setup
 from .history import History
 from .logs import Logs
-from .metrics import Mean, get
+from .metrics import Mean, MeanMetricWrapper, get
 
 __all__ = ["Trainer", "KerasLoss"]
 
-_KERAS_LOSSES: dict[str, Callable[..., torch.Tensor]] = {
-    "sparse_categorical_crossentropy": L.sparse_categorical_crossentropy,
-    "categorical_crossentropy": L.categorical_crossentropy,
-    "binary_crossentropy": L.binary_crossentropy,
-    "bce": L.binary_crossentropy,
-    "mse": L.mean_squared_error,
-    "MSE": L.mean_squared_error,
-    "mean_squared_error": L.mean_squared_error,
-    "mae": L.mean_absolute_error,
-    "MAE": L.mean_absolute_error,
-    "mean_absolute_error": L.mean_absolute_error,
-}
+_KERAS_LOSSES = L.BY_NAME
 _FROM_LOGITS = {L.sparse_categorical_crossentropy, L.categorical_crossentropy, L.binary_crossentropy}
 _PRECISIONS = {None: None, "32": None, "fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -88,6 +77,9 @@ class KerasLoss:
         self._kwargs = {"from_logits": True} if from_logits else {}
 
     def __call__(self, y_pred: torch.Tensor, y_true: torch.Tensor, sample_weight: Any = None) -> torch.Tensor:
+        if isinstance(y_true, torch.Tensor):
+            # Keras' LossFunctionWrapper first: (N,) targets meet an (N, 1) output as (N, 1).
+            y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
         values = self.fn(y_true, y_pred, **self._kwargs)
         return keras_reduce(values, sample_weight)
 
@@ -186,6 +178,15 @@ def _resolve_verbose(verbose: Any) -> int:
     return int(verbose)
 
 
+def _check_metric(metric: Mean, spec: Any) -> None:
+    """A bare `Mean` averages values, not (y_true, y_pred): called by the Trainer it would weigh y_true by y_pred."""
+    if not isinstance(metric, MeanMetricWrapper):
+        raise TypeError(
+            f"{spec!r} gives a {type(metric).__name__}, which averages values rather than comparing y_true with "
+            "y_pred; as a Trainer metric use MeanMetricWrapper(fn) or a function (y_true, y_pred) -> values."
+        )
+
+
 def _check_batch_size(batch_size: Any) -> int:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"`batch_size` must be an integer >= 1, got {batch_size!r}.")
@@ -199,6 +200,16 @@ def _needs_move(data: ArrayData | LoaderData | ShardedArrayData, device: torch.d
     if not isinstance(data, ArrayData):
         return True
     return any(t.device != device for part in data.arrays if part is not None for t in leaves(part))
+
+
+def _check_validation_freq(validation_freq: Any) -> None:
+    if isinstance(validation_freq, bool) or not (
+        (isinstance(validation_freq, int) and validation_freq >= 1)
+        or (isinstance(validation_freq, Container) and not isinstance(validation_freq, (str, bytes)))
+    ):
+        raise ValueError(
+            f"`validation_freq` must be an integer >= 1 or a collection of epochs (1-based), got {validation_freq!r}."
+        )
 
 
 def _should_eval(epoch: int, validation_freq: int | Container) -> bool:
@@ -287,7 +298,7 @@ class Trainer:
         for spec in self._specs[0] + self._specs[1]:
             # Every name but "accuracy"/"acc" resolves now, so a typo fails before any training.
             if not (isinstance(spec, str) and spec.lower() in ("accuracy", "acc")):
-                get(spec)
+                _check_metric(get(spec), spec)
         self.precision = precision
         self._amp_dtype = _PRECISIONS[precision]
         self._scaler = torch.amp.GradScaler(self.device.type) if self._amp_dtype == torch.float16 else None
@@ -295,12 +306,16 @@ class Trainer:
         self._weighted: list[Mean] = []
         self._names: list[str] = []
         self._built = False
+        self._check_next = True  # the next batch is checked against the loss (the first of each call)
         self._move = True
         self._losses: list[torch.Tensor] = []
         self._sizes: list[int] = []
+        self._loss_sum, self._seen, self._folded = torch.zeros((), dtype=torch.float64), 0, 0
         self.stop_training = False
         self.history: History | None = None
+        # The shuffle order follows `torch.manual_seed` (a bare Generator would start from one fixed seed).
         self.generator = torch.Generator()
+        self.generator.manual_seed(torch.initial_seed())
 
     # ------------------------------------------------------------------ public API
     @property
@@ -363,9 +378,7 @@ class Trainer:
             raise ValueError(f"`steps_per_epoch` must be None or an integer >= 1, got {steps_per_epoch!r}.")
         if not isinstance(epochs, int) or epochs < 0 or not isinstance(initial_epoch, int) or initial_epoch < 0:
             raise ValueError(f"`epochs` and `initial_epoch` must be integers >= 0, got {epochs!r}, {initial_epoch!r}.")
-        if resume_from is not None:  # after the argument checks: a refused call changes nothing
-            resumed = _checkpoint.resume(self, resume_from)
-            initial_epoch = initial_epoch if resumed is None else resumed
+        _check_validation_freq(validation_freq)
         pin = self.device.type == "cuda"
         train = make_data(x, y, sample_weight, batch_size, shuffle, pin, self.generator)
         val = None
@@ -376,6 +389,9 @@ class Trainer:
         elif validation_data is not None:
             vx, vy, vw = unpack_validation(validation_data)
             val = make_data(vx, vy, vw, batch_size, False, pin)
+        if resume_from is not None:  # after every check of the arguments and data: a refused call changes nothing
+            resumed = _checkpoint.resume(self, resume_from)
+            initial_epoch = initial_epoch if resumed is None else resumed
         val_batch_size = batch_size
         ctx = self.dist
         if ctx is not None:
@@ -396,6 +412,7 @@ class Trainer:
         batches = stream if ctx is None else (lambda: self._scaled(stream()))
         set_epoch = getattr(train, "set_epoch", None)
         self.stop_training = False
+        self._check_next = True  # this call's first batch is checked against the loss again
         self._loss_scale = 1.0  # a user's loader yields no scales: none may linger from an earlier fit
         training_logs: dict[str, float] = {}
         guard = contextlib.nullcontext() if ctx is None else ctx.guard()
@@ -569,7 +586,7 @@ class Trainer:
         return self._epoch_logs()
 
     def _train_step(self, x: Any, y: Any, w: Any) -> tuple[dict[str, Any], int]:
-        if not self._built:
+        if self._check_next:
             return self._first_step(x, y, w, train=True)
         if self._amp_dtype is None:
             y_pred = self._net(x)
@@ -607,16 +624,29 @@ class Trainer:
         return values
 
     def _first_step(self, x: Any, y: Any, w: Any, train: bool) -> tuple[dict[str, Any], int]:
-        """The first batch: shapes checked and metrics resolved before any weight changes."""
+        """The first batch of each `fit`/`evaluate`: shapes checked (and, once, the metrics resolved)
+        before any weight or metric changes; a refused batch leaves the trainer as it was."""
         with self._autocast():
             y_pred = (self._net if train else self.model)(x)
             loss = self._checked_loss(y_pred, y, w)
         if loss.dim() != 0:
             raise ValueError(f"The loss must be a scalar, got shape {tuple(loss.shape)}.")
-        self._build(y, y_pred)
-        values = self._batch_values(loss, y, y_pred.detach(), w)
+        built = self._built
+        if not built:
+            self._build(y, y_pred)
+        states = [(m.total.clone(), m.count.clone()) for m in self.metrics]
+        try:
+            values = self._batch_values(loss, y, y_pred.detach(), w)
+        except Exception:
+            for m, (total, count) in zip(self.metrics, states):
+                m.total.copy_(total), m.count.copy_(count)
+            del self._losses[len(self._losses) - 1 :], self._sizes[len(self._sizes) - 1 :]
+            if not built:
+                self._built = False  # "accuracy" resolves again from the next first batch
+            raise
         if train:
             self._step(loss)
+        self._check_next = False
         return values, y_pred.shape[0]
 
     def _checked_loss(self, y_pred: Any, y: Any, w: Any) -> torch.Tensor:
@@ -649,6 +679,7 @@ class Trainer:
 
     def _evaluate(self, data: ArrayData | LoaderData, batch_size: int, cblist: CallbackList) -> dict[str, float]:
         self._reset_state()
+        self._check_next = True  # validation data gets its own first-batch check
         if self.dist is not None:
             broadcast_buffers(self.model)
         was_training = self.model.training
@@ -660,7 +691,7 @@ class Trainer:
                 for step, (x, y, w) in enumerate(data.batches(batch_size)):
                     cblist.on_test_batch_begin(step)
                     x, y, w = self._to_device(x), self._to_device(y), self._to_device(w)
-                    if not self._built:
+                    if self._check_next:
                         values, size = self._first_step(x, y, w, train=False)
                     else:
                         with self._autocast():
@@ -677,17 +708,26 @@ class Trainer:
     # ------------------------------------------------------------------ state
     def _reset_state(self) -> None:
         self._losses, self._sizes = [], []
+        self._loss_sum, self._seen, self._folded = torch.zeros((), dtype=torch.float64), 0, 0
         for m in self.metrics:
             m.reset_state()
+
+    def _loss_mean(self) -> torch.Tensor:
+        """The epoch's batch losses weighted by batch size, folding in only the batches added since the
+        last call (a progress refresh late in a long epoch costs no more than an early one)."""
+        fresh, sizes = self._losses[self._folded :], self._sizes[self._folded :]
+        if fresh:
+            weights = torch.tensor(sizes, dtype=torch.float64, device=fresh[0].device)
+            self._loss_sum = self._loss_sum.to(fresh[0].device) + (torch.stack(fresh).double() * weights).sum()
+            self._seen += sum(sizes)
+            self._folded = len(self._losses)
+        return self._loss_sum / self._seen
 
     def _running(self) -> dict[str, float]:
         """Running values of the current epoch, as Keras 3 logs them: one device read for all."""
         if not self._built or not self._losses:
             return {}
-        sizes = self._sizes
-        losses = torch.stack(self._losses).double()
-        weights = torch.tensor(sizes, dtype=torch.float64, device=losses.device)
-        loss = (losses * weights).sum() / weights.sum()
+        loss = self._loss_mean()
         vals = [loss, *[m.result().double().to(loss.device) for m in self.metrics]]
         floats = torch.stack(vals).tolist()
         return {k: floats[i] for k, i in self._order}
