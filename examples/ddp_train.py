@@ -51,6 +51,7 @@ def main() -> None:
     scores = trainer.evaluate(x_test, y_test, batch_size=args.batch_size, verbose=0, return_dict=True)
     print(f"rank {trainer.rank}: test {scores}")  # the same numbers on every rank
     if torch.distributed.is_initialized():
+        torch.distributed.barrier()  # nobody closes the group while a peer still talks to it
         torch.distributed.destroy_process_group()
 
 

@@ -72,6 +72,7 @@ def _worker(rank: int, init_file: str, folder: str) -> None:
             },
             os.path.join(folder, f"rank{rank}.pt"),
         )
+        dist.barrier()  # nobody closes the group while a peer still talks to it (gloo aborts then)
     finally:
         dist.destroy_process_group()
 

@@ -55,6 +55,7 @@ def _worker(rank, world_size, init_file, out_dir):
         torch.save(
             {"local": local, "synced": synced, "again": again, "after": after}, os.path.join(out_dir, f"{rank}.pt")
         )
+        dist.barrier()  # nobody closes the group while a peer still talks to it (gloo aborts then)
     finally:
         dist.destroy_process_group()
 

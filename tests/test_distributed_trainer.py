@@ -199,6 +199,7 @@ def _worker(rank, world, init_file, out_dir):
         _trainer().fit(DataLoader(data, batch_size=BATCH // world, sampler=sampler), epochs=EPOCHS, verbose=0)
         out["set_epoch"] = sampler.seen
         torch.save(out, os.path.join(out_dir, f"{rank}.pt"))
+        dist.barrier()  # nobody closes the group while a peer still talks to it (gloo aborts then)
     finally:
         dist.destroy_process_group()
 

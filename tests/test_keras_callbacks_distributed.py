@@ -65,6 +65,7 @@ def _rank_worker(rank: int, world: int, init_file: str, out: str) -> None:
                 break
         cbs.on_train_end()
         torch.save({"stopped": callbacks[2].stopped_epoch, "lr": stub.lr()}, os.path.join(out, f"rank{rank}.pt"))
+        dist.barrier()  # nobody closes the group while a peer still talks to it (gloo aborts then)
     finally:
         dist.destroy_process_group()
 

@@ -26,7 +26,7 @@ import signal
 import sys
 import threading
 import warnings
-from collections.abc import Container, Iterator, Mapping, Sequence
+from collections.abc import Container, Iterator, Sequence
 from typing import Any, Callable
 
 import torch
@@ -41,6 +41,7 @@ from .data import (
     ShardedArrayData,
     leaves,
     make_data,
+    map_tensors,
     shard_for_eval,
     shard_for_training,
     unpack_validation,
@@ -744,15 +745,10 @@ class Trainer:
         return {k: floats[i] for k, i in self._order}
 
     def _to_device(self, t: Any) -> Any:
-        if t is None:
-            return None
-        if isinstance(t, torch.Tensor):
+        if isinstance(t, torch.Tensor):  # the common case, without the generic walk
             return t if t.device == self.device else t.to(self.device, non_blocking=True)
-        if isinstance(t, Mapping):
-            return {k: self._to_device(v) for k, v in t.items()}
-        if isinstance(t, (tuple, list)):
-            return type(t)(self._to_device(v) for v in t)
-        return t
+        device = self.device
+        return map_tensors(lambda v: v if v.device == device else v.to(device, non_blocking=True), t)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self._amp_dtype is None:
