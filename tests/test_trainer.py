@@ -51,6 +51,13 @@ def mlp(out=3, seed=0):
     return torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, out))
 
 
+def ce_trainer(model: torch.nn.Module, **kwargs) -> Trainer:
+    """A Trainer with SGD(lr=0.1), CrossEntropyLoss and `metrics=["accuracy"]` on the CPU, unless told otherwise."""
+    kwargs.setdefault("metrics", ["accuracy"])
+    kwargs.setdefault("device", "cpu")
+    return Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), torch.nn.CrossEntropyLoss(), **kwargs)
+
+
 def toy(n=70, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, 4, generator=g)
@@ -440,13 +447,7 @@ def test_unknown_loss_or_metric_names_are_refused_at_construction(loss, metrics)
 def test_ctrl_c_stops_after_the_current_batch_and_returns_the_history():
     x, y = toy()
     model = mlp()
-    t = Trainer(
-        model,
-        torch.optim.SGD(model.parameters(), lr=0.1),
-        torch.nn.CrossEntropyLoss(),
-        metrics=["accuracy"],
-        device="cpu",
-    )
+    t = ce_trainer(model)
 
     class CtrlC(Callback):
         def on_train_batch_begin(self, batch, logs=None):
@@ -497,13 +498,7 @@ def test_evaluate_runs_in_inference_mode_and_restores_train_mode():
 
     x, y = toy(20)
     model = Spy()
-    t = Trainer(
-        model,
-        torch.optim.SGD(model.parameters(), lr=0.1),
-        torch.nn.CrossEntropyLoss(),
-        metrics=["accuracy"],
-        device="cpu",
-    )
+    t = ce_trainer(model)
     loss, acc = t.evaluate(x, y, batch_size=10, verbose=0)  # metrics built inside inference mode...
     assert modes == [(True, False), (True, False)] and model.training
     t.fit(x, y, batch_size=10, verbose=0)  # ...still update outside it
@@ -515,14 +510,7 @@ def test_evaluate_runs_in_inference_mode_and_restores_train_mode():
 def test_mixed_precision_trains_and_logs_float32(precision):
     x, y = toy()
     model = mlp()
-    t = Trainer(
-        model,
-        torch.optim.SGD(model.parameters(), lr=0.1),
-        torch.nn.CrossEntropyLoss(),
-        metrics=["accuracy"],
-        device="cpu",
-        precision=precision,
-    )
+    t = ce_trainer(model, precision=precision)
     h = t.fit(x, y, batch_size=16, epochs=2, verbose=0)
     assert all(np.isfinite(v) for v in h.history["loss"])
     assert t.predict(x, verbose=0).dtype == torch.float32
@@ -534,13 +522,7 @@ def test_mixed_precision_trains_and_logs_float32(precision):
 def test_cuda_training_step_never_synchronises():
     x, y = toy(640)
     model = mlp()
-    t = Trainer(
-        model,
-        torch.optim.SGD(model.parameters(), lr=0.1),
-        torch.nn.CrossEntropyLoss(),
-        metrics=["accuracy"],
-        device="cuda",
-    )
+    t = ce_trainer(model, device="cuda")
     t.fit(x, y, batch_size=64, verbose=0)  # warm-up: builds metrics
     seen = []
 
@@ -559,13 +541,7 @@ def test_cuda_training_step_never_synchronises():
 def test_plot_history_writes_a_png(tmp_path):
     x, y = toy()
     model = mlp()
-    t = Trainer(
-        model,
-        torch.optim.SGD(model.parameters(), lr=0.1),
-        torch.nn.CrossEntropyLoss(),
-        metrics=["accuracy"],
-        device="cpu",
-    )
+    t = ce_trainer(model)
     h = t.fit(x, y, batch_size=16, epochs=2, verbose=0, validation_split=0.2)
     path = tmp_path / "h.png"
     tkm.plot_history(h, batches=True, path=str(path))
