@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from .logs import Logs, raw_values
-from .progbar import Progbar
+from .progbar import Progbar, write
 
 __all__ = ["Callback", "CallbackList", "BaseLogger", "ProgbarLogger", "stack_floats"]
 
@@ -330,11 +330,7 @@ class ProgbarLogger(Callback):
         self._finalize(None)
 
     def _print(self, message: str) -> None:
-        import sys
-
-        stream = self.stream if self.stream is not None else sys.stdout
-        stream.write(message)
-        stream.flush()
+        write(message, self.stream)
 
     def _reset(self) -> None:
         self.seen = 0

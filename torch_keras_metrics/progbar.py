@@ -153,9 +153,7 @@ class Progbar:
         return message
 
     def _write(self, message: str) -> None:
-        stream = self.stream if self.stream is not None else sys.stdout
-        stream.write(message)
-        stream.flush()
+        write(message, self.stream)
 
     def _estimate_step_duration(self, current: int, now: float) -> float:
         # Keras ignores the first step (compilation, warm-up) once there are more.
@@ -168,3 +166,10 @@ class Progbar:
         if current == 1:
             self._time_after_first_step = now
         return time_per_unit
+
+
+def write(message: str, stream: Any = None) -> None:
+    """Write and flush at once (to stdout by default), so a bar shows while the epoch runs."""
+    stream = stream if stream is not None else sys.stdout
+    stream.write(message)
+    stream.flush()
