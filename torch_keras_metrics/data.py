@@ -139,12 +139,7 @@ class ArrayData:
                 yield x[start:end], None if y is None else y[start:end], None if w is None else w[start:end]
             return
         for start in range(0, self.n, batch_size):
-            sl = slice(start, start + batch_size)
-            yield (
-                map_tensors(lambda t: t[sl], x),  # noqa: B023 (used immediately)
-                None if y is None else map_tensors(lambda t: t[sl], y),  # noqa: B023
-                None if w is None else w[sl],
-            )
+            yield _rows(arrays, start, start + batch_size)
 
 
 def _pinned(t: torch.Tensor) -> torch.Tensor:
