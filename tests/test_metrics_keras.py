@@ -225,13 +225,18 @@ def test_default_names_match_keras(cls_name):
     assert getattr(tkm, cls_name)(name="custom").name == "custom"
 
 
+def value_layout(draw):
+    """Per-sample (N,) or per-step (N, T) values for Mean-like metrics: (seq, T, weight kind, container)."""
+    seq = draw(st.booleans())
+    t = draw(st.integers(2, 3)) if seq else 1
+    weight_kind = draw(st.sampled_from(WEIGHT_KINDS_PER_STEP if seq else WEIGHT_KINDS_PER_SAMPLE))
+    return seq, t, weight_kind, draw(st.sampled_from(["torch", "numpy"]))
+
+
 @settings(PARITY, max_examples=60)
 @given(data=st.data())
 def test_mean_matches_keras(data):
-    seq = data.draw(st.booleans())
-    t = data.draw(st.integers(2, 3)) if seq else 1
-    weight_kind = data.draw(st.sampled_from(WEIGHT_KINDS_PER_STEP if seq else WEIGHT_KINDS_PER_SAMPLE))
-    container = data.draw(st.sampled_from(["torch", "numpy"]))
+    seq, t, weight_kind, container = value_layout(data.draw)
     batches = []
     for n in data.draw(batch_sizes()):
         values = floats(data.draw, (n, t) if seq else (n,)) * 10 - 3
@@ -253,10 +258,7 @@ def mean_pred(y_true, y_pred):
 @settings(PARITY, max_examples=60)
 @given(data=st.data())
 def test_mean_metric_wrapper_per_element_fn_matches_keras(data):
-    seq = data.draw(st.booleans())
-    t = data.draw(st.integers(2, 3)) if seq else 1
-    weight_kind = data.draw(st.sampled_from(WEIGHT_KINDS_PER_STEP if seq else WEIGHT_KINDS_PER_SAMPLE))
-    container = data.draw(st.sampled_from(["torch", "numpy"]))
+    seq, t, weight_kind, container = value_layout(data.draw)
     batches = []
     for n in data.draw(batch_sizes()):
         shape = (n, t) if seq else (n,)
