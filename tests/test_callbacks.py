@@ -14,11 +14,30 @@ from torch_keras_metrics.logs import Logs
 
 
 class Clock:
+    """A wall clock that moves only when told (`now += seconds`)."""
+
     def __init__(self):
         self.now = 1000.0
 
     def time(self):
         return self.now
+
+
+class Tick(Callback):
+    """Moves `clock` on by `seconds` as each batch of `mode` begins: steps of a known duration."""
+
+    def __init__(self, clock, seconds, mode="train"):
+        super().__init__()
+        self.clock, self.seconds = clock, seconds
+        setattr(self, f"on_{mode}_batch_begin", self.tick)
+
+    def tick(self, batch, logs=None):
+        self.clock.now += self.seconds
+
+
+def _timed_bar(seconds, mode="train"):
+    clock = Clock()
+    return [ProgbarLogger(clock=clock.time), Tick(clock, seconds, mode)]
 
 
 STEPS = [
@@ -37,12 +56,12 @@ def test_progbar_prints_what_keras_prints(keras, monkeypatch, capsys, verbose, t
 
     outputs = []
     for module, make in (
-        (theirs, lambda: theirs.Progbar(target, verbose=verbose, stateless_metrics=set())),
-        (ours, lambda: ours.Progbar(target, verbose=verbose, interval=0.05, dynamic=True)),
+        (theirs, lambda clock: theirs.Progbar(target, verbose=verbose, stateless_metrics=set())),
+        (ours, lambda clock: ours.Progbar(target, verbose=verbose, interval=0.05, dynamic=True, clock=clock.time)),
     ):
         clock = Clock()
-        monkeypatch.setattr(module.time, "time", clock.time)
-        bar = make()
+        monkeypatch.setattr(theirs.time, "time", clock.time)  # Keras' bar reads time.time itself
+        bar = make(clock)
         for current, values in STEPS:
             clock.now += 0.03 if current < 3 else 0.7
             bar.update(current, list(values.items()) if module is theirs else values, finalize=False)
@@ -76,33 +95,49 @@ def _trainer():
 
 def test_verbose_2_prints_one_keras_line_per_epoch(capsys):
     x, y = torch.randn(70, 4), torch.randint(0, 3, (70,))
-    _trainer().fit(x, y, batch_size=16, epochs=2, verbose="auto", validation_data=(x, y))  # not a TTY: 2
-    lines = capsys.readouterr().out.splitlines()
+    timed = _timed_bar(0.01)
+    _trainer().fit(x, y, batch_size=16, epochs=2, verbose="auto", validation_data=(x, y), callbacks=timed)
+    lines = capsys.readouterr().out.splitlines()  # not a TTY: verbose 2
     assert lines[0] == "Epoch 1/2" and lines[2] == "Epoch 2/2" and len(lines) == 4
-    pattern = r"5/5 - \d+s - \d+(ms|us|s)/step - accuracy: \S+ - loss: \S+ - val_accuracy: \S+ - val_loss: \S+"
+    number = r"\d\.\d{4}"
+    pattern = (
+        rf"5/5 - 0s - 10ms/step - accuracy: {number} - loss: {number} - val_accuracy: {number} - val_loss: {number}"
+    )
     assert re.fullmatch(pattern, lines[1]), lines[1]
 
 
 def test_evaluate_and_predict_bars(capsys):
     x, y = torch.randn(70, 4), torch.randint(0, 3, (70,))
     t = _trainer()
-    t.evaluate(x, y, verbose=2)
-    t.predict(x, verbose=2)
+    t.evaluate(x, y, verbose=2, callbacks=_timed_bar(0.002, "test"))
+    t.predict(x, verbose=2, callbacks=_timed_bar(1.0, "predict"))
     lines = capsys.readouterr().out.splitlines()
-    assert re.fullmatch(r"3/3 - \d+s - \d+(ms|us)/step - accuracy: \S+ - loss: \S+", lines[0]), lines
-    assert re.fullmatch(r"3/3 - \d+s - \d+(ms|us)/step", lines[1]), lines
+    assert re.fullmatch(r"3/3 - 0s - 2ms/step - accuracy: \d\.\d{4} - loss: \d\.\d{4}", lines[0]), lines
+    assert lines[1] == "3/3 - 3s - 1s/step", lines
+
+
+def test_a_progbar_in_callbacks_replaces_the_default_one(capsys):
+    x, y = torch.randn(70, 4), torch.randint(0, 3, (70,))
+    stream = io.StringIO()
+    _trainer().fit(x, y, batch_size=16, verbose=2, callbacks=[ProgbarLogger(stream=stream)])
+    assert capsys.readouterr().out == "" and stream.getvalue().startswith("5/5 - ")
 
 
 def test_live_bar_shows_running_values_and_finishes_the_line():
     stream = io.StringIO()
-    logger = ProgbarLogger(stream=stream)
+    clock = Clock()
+    logger = ProgbarLogger(stream=stream, clock=clock.time)
     logger.set_params({"epochs": 1, "steps": 2, "verbose": 1})
     logger.on_epoch_begin(0)
     logs = Logs({"loss": torch.tensor(9.0)}, size=4, running=lambda: {"loss": 0.25})
+    clock.now += 0.25
     logger.on_train_batch_end(0, logs)
+    clock.now += 0.5
     logger.on_epoch_end(0, {"loss": 0.5})
-    out = stream.getvalue()
-    assert "loss: 0.2500" in out and "loss: 9.0000" not in out and out.endswith("loss: 0.5000\n")
+    bold, green, grey, end = "\x1b[1m", "\33[32m", "\33[37m", "\x1b[0m"
+    first = f"{bold}1/2{end} {green}{'━' * 10}{end}{grey}{'━' * 10}{end} {bold}0s{end} 250ms/step - loss: 0.2500"
+    last = f"{bold}2/2{end} {green}{'━' * 20}{end}{grey}{end} {bold}1s{end} 500ms/step - loss: 0.5000\n"
+    assert stream.getvalue() == "\n" + first + "\n" + last
 
 
 # --------------------------------------------------------------------------- logs and callback lists
@@ -130,8 +165,8 @@ def test_callback_list_calls_only_overriding_callbacks_per_batch():
 
     a, b = A(), Callback()
     cbs = CallbackList([a, b], epochs=1, steps=1, verbose=0)
-    assert cbs._batch_calls["on_train_batch_end"] == [a.on_train_batch_end]
-    assert cbs._batch_calls["on_test_batch_end"] == []
+    assert cbs.batch_hooks("on_train_batch_end") == [a.on_train_batch_end]
+    assert cbs.batch_hooks("on_test_batch_end") == []
     cbs.on_train_batch_end(3, {})
     assert a.seen == [3] and a.params == {"epochs": 1, "steps": 1, "verbose": 0}
 

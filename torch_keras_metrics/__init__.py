@@ -7,7 +7,8 @@ tensor(0.5000)
 """
 
 from . import checkpoint, distributed, functional, losses
-from .callbacks import BaseLogger, Callback, CallbackList, ProgbarLogger
+from .callback_list import CallbackList
+from .callbacks import BaseLogger, Callback, ProgbarLogger
 from .checkpoint import CheckpointError
 from .history import History, plot_history
 from .keras_callbacks import (

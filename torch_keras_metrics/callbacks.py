@@ -1,4 +1,4 @@
-"""Keras' callback machinery: `Callback`, `CallbackList`, `BaseLogger` and `ProgbarLogger`.
+"""Keras' callback base class and its two loggers: `Callback`, `BaseLogger` and `ProgbarLogger`.
 
 A callback sees the trainer only through `self.trainer` (its `stop_training` flag and its `model`),
 `self.model` (the torch module) and `self.params` (`epochs`, `steps`, `verbose`), plus the logs:
@@ -20,17 +20,16 @@ epoch logs are plain dicts of floats holding the stateful epoch results (Keras 3
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+import time
+from collections.abc import Mapping
+from typing import Any, Callable
 
 import torch
 
 from .logs import Logs, raw_values
 from .progbar import Progbar, write
 
-__all__ = ["Callback", "CallbackList", "BaseLogger", "ProgbarLogger", "stack_floats"]
-
-_BATCH_HOOKS = tuple(f"on_{mode}_batch_{when}" for mode in ("train", "test", "predict") for when in ("begin", "end"))
+__all__ = ["Callback", "BaseLogger", "ProgbarLogger", "stack_floats"]
 
 
 class Callback:
@@ -87,112 +86,6 @@ class Callback:
     def on_predict_begin(self, logs: Mapping | None = None) -> None: ...
 
     def on_predict_end(self, logs: Mapping | None = None) -> None: ...
-
-
-def _overrides(cb: Callback, hook: str) -> bool:
-    own = getattr(cb, "__dict__", {})  # hooks set on the instance, as LambdaCallback sets them
-    if hook.startswith("on_train_batch_"):
-        alias = hook.replace("on_train_batch_", "on_batch_")
-        if alias in own or getattr(type(cb), alias, None) is not getattr(Callback, alias):
-            return True
-    return hook in own or getattr(type(cb), hook, None) is not getattr(Callback, hook)
-
-
-class CallbackList(Callback):
-    """Calls every hook on each of its callbacks, in order.
-
-    Per-batch hooks go only to callbacks that override them, so an unused hook costs nothing.
-    """
-
-    def __init__(self, callbacks: Iterable[Callback] | None = None, trainer: Any = None, **params: Any) -> None:
-        super().__init__()
-        self.callbacks: list[Callback] = list(callbacks or [])
-        self._batch_calls: dict[str, list] = {}
-        self._index()
-        if trainer is not None:
-            self.set_model(trainer)
-        if params:
-            self.set_params(params)
-
-    def _index(self) -> None:
-        self._batch_calls = {h: [getattr(c, h) for c in self.callbacks if _overrides(c, h)] for h in _BATCH_HOOKS}
-
-    def batch_hooks(self, hook: str) -> list:
-        """The bound `hook` methods of the callbacks that override it (e.g. `"on_train_batch_end"`)."""
-        return self._batch_calls[hook]
-
-    def append(self, callback: Callback) -> None:
-        self.callbacks.append(callback)
-        self._index()
-        if self.trainer is not None:
-            callback.set_model(self.trainer)
-        if self.params:
-            callback.set_params(self.params)
-
-    def __iter__(self):
-        return iter(self.callbacks)
-
-    def set_params(self, params: dict[str, Any]) -> None:
-        self.params = params
-        for c in self.callbacks:
-            c.set_params(params)
-
-    def set_model(self, trainer: Any) -> None:
-        self.trainer = trainer
-        for c in self.callbacks:
-            c.set_model(trainer)
-
-    def _call(self, hook: str, *args: Any) -> None:
-        for c in self.callbacks:
-            getattr(c, hook)(*args)
-
-    def on_epoch_begin(self, epoch: int, logs: Mapping | None = None) -> None:
-        self._call("on_epoch_begin", epoch, logs)
-
-    def on_epoch_end(self, epoch: int, logs: Mapping | None = None) -> None:
-        self._call("on_epoch_end", epoch, logs)
-
-    def on_train_batch_begin(self, batch: int, logs: Mapping | None = None) -> None:
-        for f in self._batch_calls["on_train_batch_begin"]:
-            f(batch, logs)
-
-    def on_train_batch_end(self, batch: int, logs: Mapping | None = None) -> None:
-        for f in self._batch_calls["on_train_batch_end"]:
-            f(batch, logs)
-
-    def on_test_batch_begin(self, batch: int, logs: Mapping | None = None) -> None:
-        for f in self._batch_calls["on_test_batch_begin"]:
-            f(batch, logs)
-
-    def on_test_batch_end(self, batch: int, logs: Mapping | None = None) -> None:
-        for f in self._batch_calls["on_test_batch_end"]:
-            f(batch, logs)
-
-    def on_predict_batch_begin(self, batch: int, logs: Mapping | None = None) -> None:
-        for f in self._batch_calls["on_predict_batch_begin"]:
-            f(batch, logs)
-
-    def on_predict_batch_end(self, batch: int, logs: Mapping | None = None) -> None:
-        for f in self._batch_calls["on_predict_batch_end"]:
-            f(batch, logs)
-
-    def on_train_begin(self, logs: Mapping | None = None) -> None:
-        self._call("on_train_begin", logs)
-
-    def on_train_end(self, logs: Mapping | None = None) -> None:
-        self._call("on_train_end", logs)
-
-    def on_test_begin(self, logs: Mapping | None = None) -> None:
-        self._call("on_test_begin", logs)
-
-    def on_test_end(self, logs: Mapping | None = None) -> None:
-        self._call("on_test_end", logs)
-
-    def on_predict_begin(self, logs: Mapping | None = None) -> None:
-        self._call("on_predict_begin", logs)
-
-    def on_predict_end(self, logs: Mapping | None = None) -> None:
-        self._call("on_predict_end", logs)
 
 
 def stack_floats(values: list[Any]) -> list[float]:
@@ -270,13 +163,16 @@ class ProgbarLogger(Callback):
     """Prints Keras 3's progress bar: a live bar (verbose=1) or one line per epoch (verbose=2).
 
     The live bar shows running epoch values, read from the device only when it redraws (every
-    `interval` seconds at most). Validation inside `fit` is silent, as in Keras.
+    `interval` seconds at most). Validation inside `fit` is silent, as in Keras. `clock` is the bars'
+    time source (`time.time`). Passed in `callbacks`, it replaces the one `fit`, `evaluate` and
+    `predict` add by themselves, as in Keras.
     """
 
-    def __init__(self, interval: float = 0.1, stream: Any = None) -> None:
+    def __init__(self, interval: float = 0.1, stream: Any = None, clock: Callable[[], float] = time.time) -> None:
         super().__init__()
         self.interval = interval
         self.stream = stream
+        self.clock = clock
         self.progbar: Progbar | None = None
         self.verbose = 1
         self.epochs = 1
@@ -334,7 +230,9 @@ class ProgbarLogger(Callback):
 
     def _reset(self) -> None:
         self.seen = 0
-        self.progbar = Progbar(self.target, verbose=self.verbose, interval=self.interval, stream=self.stream)
+        self.progbar = Progbar(
+            self.target, verbose=self.verbose, interval=self.interval, stream=self.stream, clock=self.clock
+        )
 
     def _update(self, batch: int, logs: Mapping | None) -> None:
         if self.progbar is None:

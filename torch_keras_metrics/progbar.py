@@ -54,7 +54,8 @@ def format_time(time_per_unit: float, unit_name: str = "step") -> str:
 class Progbar:
     """A progress bar printing Keras 3's lines to `stream` (default `sys.stdout`).
 
-    `interval` is the minimum time between two redraws of the live bar (Keras uses 0.05 s).
+    `interval` is the minimum time between two redraws of the live bar (Keras uses 0.05 s). `clock`
+    gives the time in seconds (`time.time`, as Keras); pass another to control the timings shown.
     """
 
     def __init__(
@@ -66,6 +67,7 @@ class Progbar:
         unit_name: str = "step",
         stream: TextIO | None = None,
         dynamic: bool | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.target = target
         self.width = width
@@ -76,7 +78,8 @@ class Progbar:
         self._dynamic_display = dynamic_display(stream) if dynamic is None else dynamic
         self._values: dict[str, Any] = {}
         self._values_order: list[str] = []
-        self._start = time.time()
+        self._clock = clock
+        self._start = clock()
         self._last_update = 0.0
         self._time_after_first_step: float | None = None
         self._prev_total_width = 0
@@ -85,14 +88,14 @@ class Progbar:
     def will_draw(self, current: int, finalize: bool = False) -> bool:
         """Whether `update(current, ...)` now would draw (and so read its values)."""
         if self.verbose == 1:
-            return finalize or time.time() - self._last_update >= self.interval
+            return finalize or self._clock() - self._last_update >= self.interval
         return self.verbose == 2 and finalize and bool(self.target)
 
     def update(self, current: int, values: Values = None, finalize: bool | None = None) -> None:
         """Move to step `current`; draw if due, reading `values` (a mapping, or a callable returning one)."""
         if finalize is None:
             finalize = False if self.target is None else current >= self.target
-        now = time.time()
+        now = self._clock()
         drawing = self.will_draw(current, finalize)
         if drawing and values is not None:
             for k, v in (values() if callable(values) else values).items():

@@ -34,7 +34,8 @@ import torch
 from . import checkpoint as _checkpoint
 from . import losses as L
 from ._checks import squeeze_or_expand_to_same_rank
-from .callbacks import BaseLogger, Callback, CallbackList, ProgbarLogger
+from .callback_list import CallbackList
+from .callbacks import Callback
 from .data import (
     ArrayData,
     LoaderData,
@@ -403,12 +404,17 @@ class Trainer:
             val = None if val is None else shard_for_eval(val, val_batch_size, ctx.rank, ctx.world)
         steps = steps_per_epoch or train.steps(batch_size)
         self._move = _needs_move(train, self.device)
-        history = History()
-        self.base_logger = BaseLogger()
-        cbs = [self.base_logger, *(callbacks or []), history]
-        if verbose:
-            cbs.append(ProgbarLogger())
-        cblist = CallbackList(cbs, trainer=self, epochs=epochs, steps=steps, verbose=verbose)
+        cblist = CallbackList(
+            callbacks,
+            add_history=True,
+            add_progbar=verbose != 0,
+            add_base_logger=True,
+            trainer=self,
+            epochs=epochs,
+            steps=steps,
+            verbose=verbose,
+        )
+        history, self.base_logger = cblist.history, cblist.base_logger
         stream = self._batch_stream(train, batch_size, shuffle, steps_per_epoch)
         batches = stream if ctx is None else (lambda: self._scaled(stream()))
         set_epoch = getattr(train, "set_epoch", None)
@@ -466,8 +472,9 @@ class Trainer:
                 raise ValueError(f"{data.n} samples for {self.dist.world} ranks: each rank needs one to start.")
             batch_size = _local_batch_size(batch_size, self.dist.world)
             data = shard_for_eval(data, batch_size, self.dist.rank, self.dist.world)
-        cbs = list(callbacks or []) + ([ProgbarLogger()] if verbose else [])
-        cblist = CallbackList(cbs, trainer=self, steps=data.steps(batch_size), verbose=verbose, epochs=1)
+        cblist = CallbackList(
+            callbacks, add_progbar=verbose != 0, trainer=self, steps=data.steps(batch_size), verbose=verbose, epochs=1
+        )
         with contextlib.nullcontext() if self.dist is None else self.dist.guard():
             logs = self._evaluate(data, batch_size, cblist)
         if return_dict:
@@ -505,8 +512,9 @@ class Trainer:
         batch_size = _check_batch_size(batch_size)
         verbose = self._verbose(verbose)
         data = make_data(x, None, None, batch_size, False, self.device.type == "cuda")
-        cbs = list(callbacks or []) + ([ProgbarLogger()] if verbose else [])
-        cblist = CallbackList(cbs, trainer=self, steps=data.steps(batch_size), verbose=verbose, epochs=1)
+        cblist = CallbackList(
+            callbacks, add_progbar=verbose != 0, trainer=self, steps=data.steps(batch_size), verbose=verbose, epochs=1
+        )
         was_training = self.model.training
         self.model.eval()
         outputs = []
