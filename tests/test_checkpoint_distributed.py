@@ -54,7 +54,7 @@ def _fit(trainer: tkm.Trainer, folder: str, epochs: int, **kwargs) -> tkm.Histor
 def _worker(rank: int, init_file: str, folder: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group(
-        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD, timeout=datetime.timedelta(seconds=60)
+        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD, timeout=datetime.timedelta(minutes=5)
     )
     try:
         full = _trainer()

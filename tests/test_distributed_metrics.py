@@ -40,7 +40,7 @@ def _worker(rank, world_size, init_file, out_dir):
         init_method=f"file://{init_file}",
         rank=rank,
         world_size=world_size,
-        timeout=datetime.timedelta(seconds=60),
+        timeout=datetime.timedelta(minutes=5),
     )
     try:
         labels, scores, weights = _data()

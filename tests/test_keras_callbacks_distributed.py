@@ -42,7 +42,7 @@ def _rank_worker(rank: int, world: int, init_file: str, out: str) -> None:
     import torch.distributed as dist
 
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world,
-                            timeout=datetime.timedelta(seconds=60))  # fmt: skip
+                            timeout=datetime.timedelta(minutes=5))  # fmt: skip
     try:
         stub = Stub()
         stub.model = torch.nn.parallel.DistributedDataParallel(stub.model)
