@@ -233,7 +233,7 @@ def test_grad_scaler_and_lr_scheduler_states_travel_too(tmp_path):
     trainer.save_checkpoint(tmp_path / "amp.pt")
     other = make(1)
     assert other.load_checkpoint(tmp_path / "amp.pt") == 3
-    assert other._scaler.state_dict() == trainer._scaler.state_dict()
+    assert other.grad_scaler.state_dict() == trainer.grad_scaler.state_dict()
     assert other.lr_scheduler.state_dict() == trainer.lr_scheduler.state_dict()
     assert other.optimizer.param_groups[0]["lr"] == trainer.optimizer.param_groups[0]["lr"] == 0.02 * 0.5**3
 

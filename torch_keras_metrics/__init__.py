@@ -35,8 +35,7 @@ from .metrics import (
     valid_names,
 )
 from .trainer import KerasLoss, Trainer
-
-__version__ = "0.1.0"
+from .version import __version__ as __version__
 
 __all__ = [
     "Accuracy",

@@ -41,18 +41,23 @@ import pickle
 import random
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
+from .callbacks import BaseLogger, Callback, ProgbarLogger
 from .distributed import is_main_process, unwrap_model
+from .history import History
 from .io import atomic_save
+from .version import __version__
 
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "CheckpointError",
+    "EpochEndSaver",
+    "RunState",
     "checkpoint_state",
     "latest_checkpoint",
     "load_checkpoint",
@@ -186,10 +191,7 @@ def _set_rng(trainer: Any, rng: Mapping[str, Any]) -> None:
 
 
 def _is_run_bookkeeping(cb: Any) -> bool:
-    from .callbacks import BaseLogger, ProgbarLogger
-    from .history import History
-
-    return isinstance(cb, (History, BaseLogger, ProgbarLogger))
+    return isinstance(cb, (History, BaseLogger, ProgbarLogger, RunState))
 
 
 def _callback_states(callbacks: Sequence[Any]) -> dict[str, list[Any]]:
@@ -243,26 +245,24 @@ def checkpoint_state(
     >>> state["format_version"], state["initial_epoch"], sorted(state["model_state_dict"])
     (1, 0, ['bias', 'weight'])
     """
-    from . import __version__
-    from .history import History
-
+    # Public attributes only, read with defaults: a callback's host may be a stand-in with a model and an optimizer.
+    run = getattr(trainer, "run_state", None) or RunState()
     if epoch is None:
-        done = int(getattr(trainer, "_epochs_done", 0))
-        epoch, batch, complete = done - 1, None, True
+        epoch, batch, complete = run.epochs_done - 1, None, True
     finished = complete and batch is None
     model = unwrap_model(getattr(trainer, "model", None))
     optimizer = getattr(trainer, "optimizer", None)
-    scaler = getattr(trainer, "_scaler", None)
+    scaler = getattr(trainer, "grad_scaler", None)
     scheduler = _scheduler(trainer)
-    history = getattr(trainer, "_ckpt_history", None) or getattr(trainer, "history", None)
-    callbacks = getattr(trainer, "_ckpt_callbacks", None)
-    pending = getattr(trainer, "_ckpt_pending", None) or {}  # loaded, not yet applied by a fit: kept as they are
+    history = run.history or getattr(trainer, "history", None)
+    callbacks = run.callbacks
+    pending = run.pending or {}  # loaded, not yet applied by a fit: kept as they are
     history_state = _plain(history.state_dict(), "the History") if isinstance(history, History) else None
     if history_state is not None and not complete:
         history_state = _drop_last_epoch(history_state, logs or {})
     metrics = None
-    if getattr(trainer, "_built", False):
-        names = list(getattr(trainer, "metrics_names", ["loss"]))[1:]
+    if getattr(trainer, "built", False):
+        names = list(trainer.metrics_names)[1:]
         metrics = [
             {"name": name, "state": {k: v.detach().cpu().clone() for k, v in m.state_dict().items()}}
             for name, m in zip(names, trainer.metrics)
@@ -286,7 +286,7 @@ def checkpoint_state(
         "metrics": metrics,
         "rng": _rng_state(trainer),
         # distributed, at an epoch end: every rank's random states, indexed by rank (see on_epoch_end)
-        "rng_per_rank": getattr(trainer, "_ckpt_rank_rng", None),
+        "rng_per_rank": run.rank_rng,
     }
 
 
@@ -437,8 +437,6 @@ def load_checkpoint(trainer: Any, path: str | os.PathLike, _state: dict[str, Any
 
     >>> trainer.fit(x, y, epochs=10, initial_epoch=load_checkpoint(trainer, "run/last.pt"))  # doctest: +SKIP
     """
-    from .history import History
-
     path = os.fspath(path)
     state = _state if _state is not None else read_checkpoint(path)
 
@@ -472,7 +470,7 @@ def load_checkpoint(trainer: Any, path: str | os.PathLike, _state: dict[str, Any
     model.load_state_dict(state["model_state_dict"])
     if optimizer is not None and state.get("optimizer_state_dict") is not None:
         optimizer.load_state_dict(state["optimizer_state_dict"])
-    scaler = getattr(trainer, "_scaler", None)
+    scaler = trainer.grad_scaler
     if scaler is not None and state.get("scaler_state_dict"):
         scaler.load_state_dict(state["scaler_state_dict"])
     if scheduler is not None and state.get("scheduler_state_dict") is not None:
@@ -480,14 +478,14 @@ def load_checkpoint(trainer: Any, path: str | os.PathLike, _state: dict[str, Any
     for metric, saved in metrics:
         metric.load_state_dict(saved, strict=False)
     _set_rng(trainer, rng)
+    run = trainer.run_state
     if state.get("history") is not None:
-        history = History()
-        history.load_state_dict(state["history"])
-        history.set_model(trainer)
-        trainer.history = history
-    trainer._ckpt_history, trainer._ckpt_callbacks = trainer.history, None
-    trainer._epochs_done = initial_epoch
-    trainer._ckpt_pending = {
+        run.history = History()
+        run.history.load_state_dict(state["history"])
+        run.history.set_model(trainer)
+    run.callbacks = None
+    run.epochs_done = initial_epoch
+    run.pending = {
         "path": path,
         "initial_epoch": initial_epoch,
         "history": state.get("history"),
@@ -502,7 +500,7 @@ def _matching_metrics(trainer: Any, saved: Any) -> list[tuple[Any, dict[str, tor
     A fresh trainer builds its metrics on the first batch and every epoch starts from reset states,
     so skipping them changes no result.
     """
-    if not saved or not getattr(trainer, "_built", False):
+    if not saved or not trainer.built:
         return []
     names = list(trainer.metrics_names)[1:]
     if [s.get("name") for s in saved] != names:
@@ -573,56 +571,91 @@ def resume(trainer: Any, resume_from: str | os.PathLike) -> int | None:
     return load_checkpoint(trainer, *found)
 
 
-def on_train_begin(trainer: Any, callbacks: Sequence[Any], history: Any, initial_epoch: int) -> None:
-    """After the callbacks' `on_train_begin`: restore the History and callback states a checkpoint left."""
-    callbacks = list(callbacks)
-    trainer._ckpt_callbacks, trainer._ckpt_history = callbacks, history
-    for cb in callbacks:
-        if hasattr(cb, "_end_of_epoch"):
-            cb._in_fit = True  # ModelCheckpoint: save after every callback's on_epoch_end (see on_epoch_end)
-    pending = trainer.__dict__.pop("_ckpt_pending", None)
-    if pending is None or initial_epoch == 0:
-        return
-    if initial_epoch != pending["initial_epoch"]:
-        warnings.warn(
-            f"fit(initial_epoch={initial_epoch}) after loading {pending['path']!r}, which continues from epoch "
-            f"{pending['initial_epoch']}: the History and callback states are not restored.",
-            stacklevel=3,
-        )
-        return
-    if pending["history"] is not None:
-        history.load_state_dict(pending["history"])
-    seen: dict[str, int] = {}
-    for cb in callbacks:
-        if _is_run_bookkeeping(cb) or not callable(getattr(cb, "load_state_dict", None)):
-            continue
-        name = type(cb).__name__
-        index = seen[name] = seen.get(name, -1) + 1
-        states = pending["callbacks"].get(name) or []
-        if index < len(states):
-            cb.load_state_dict(states[index])
+@runtime_checkable
+class EpochEndSaver(Protocol):
+    """A callback whose end-of-epoch save waits, inside `Trainer.fit`, until every callback has seen the epoch end.
 
-
-def on_epoch_end(
-    trainer: Any, callbacks: Sequence[Any], epoch: int, logs: Mapping[str, Any], interrupted: bool
-) -> None:
-    """After every callback's `on_epoch_end`: ModelCheckpoint's saves, so they hold the whole epoch's state.
-
-    On an interrupted epoch (Ctrl-C), each ModelCheckpoint writes `interrupted.pt` in its folder instead.
+    `ModelCheckpoint` is one: its file then holds the whole epoch's state (EarlyStopping's wait, the
+    learning rate a scheduler set), whatever the order of the callbacks.
     """
-    if not interrupted:
-        trainer._epochs_done = epoch + 1
-    savers = [cb for cb in callbacks if hasattr(cb, "_end_of_epoch")]
-    if savers and getattr(trainer, "dist", None) is not None:
-        # every rank is here (same callbacks, same epoch): one small collective so rank 0 can save all ranks' states
-        states: list[Any] = [None] * trainer.world_size
-        torch.distributed.all_gather_object(states, _rng_state(trainer))
-        trainer._ckpt_rank_rng = states
-    written: set[str] = set()
-    try:
-        for cb in savers:
-            path = cb._end_of_epoch(epoch, logs, interrupted, skip=written)
-            if path:
-                written.add(path)
-    finally:
-        trainer._ckpt_rank_rng = None  # mid-epoch saves hold rank 0's states only
+
+    def defer_epoch_end_saves(self) -> None:
+        """From now until `on_train_end`, `on_epoch_end` leaves the save to `save_at_epoch_end`."""
+
+    def save_at_epoch_end(self, epoch: int, logs: Mapping, interrupted: bool, skip: set[str]) -> str | None:
+        """Save what `on_epoch_end` held back; on an interrupted epoch save the trainer instead, unless to a
+        path in `skip`. Returns the path of an interrupted save, or None."""
+
+
+class RunState(Callback):
+    """What a checkpoint knows of a run beyond the trainer's public attributes; the last callback of every fit.
+
+    It counts the finished epochs (`epochs_done`), keeps the fit's `History` and `callbacks`, holds what
+    a loaded checkpoint restores when the next fit starts (`pending`), and runs the `EpochEndSaver`s'
+    saves after every other callback's `on_epoch_end`. `Trainer` makes one (`trainer.run_state`).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.epochs_done = 0
+        self.history: History | None = None
+        self.callbacks: list[Any] | None = None
+        self.pending: dict[str, Any] | None = None
+        self.rank_rng: list[Any] | None = None  # distributed, at an epoch end: every rank's random states
+        self._initial_epoch = 0
+
+    def start(self, callbacks: Sequence[Any], history: History, initial_epoch: int) -> None:
+        """Called by `fit` before `on_train_begin`: this run's callbacks, History and first epoch."""
+        self.callbacks, self.history, self._initial_epoch = list(callbacks), history, initial_epoch
+
+    def on_train_begin(self, logs: Mapping | None = None) -> None:
+        """After every other callback's `on_train_begin`: restore the History and callback states a checkpoint left."""
+        callbacks, initial_epoch = self.callbacks or [], self._initial_epoch
+        for cb in callbacks:
+            if isinstance(cb, EpochEndSaver):
+                cb.defer_epoch_end_saves()
+        pending, self.pending = self.pending, None
+        if pending is None or initial_epoch == 0:
+            return
+        if initial_epoch != pending["initial_epoch"]:
+            warnings.warn(
+                f"fit(initial_epoch={initial_epoch}) after loading {pending['path']!r}, which continues from epoch "
+                f"{pending['initial_epoch']}: the History and callback states are not restored.",
+                stacklevel=3,
+            )
+            return
+        if pending["history"] is not None and self.history is not None:
+            self.history.load_state_dict(pending["history"])
+        seen: dict[str, int] = {}
+        for cb in callbacks:
+            if _is_run_bookkeeping(cb) or not callable(getattr(cb, "load_state_dict", None)):
+                continue
+            name = type(cb).__name__
+            index = seen[name] = seen.get(name, -1) + 1
+            states = pending["callbacks"].get(name) or []
+            if index < len(states):
+                cb.load_state_dict(states[index])
+
+    def on_epoch_end(self, epoch: int, logs: Mapping | None = None) -> None:
+        """After every other callback's `on_epoch_end`: the savers' saves, holding the whole epoch's state.
+
+        On an interrupted epoch (Ctrl-C), each ModelCheckpoint writes `interrupted.pt` in its folder instead.
+        """
+        trainer, logs = self.trainer, logs if logs is not None else {}
+        interrupted = trainer.interrupted
+        if not interrupted:
+            self.epochs_done = epoch + 1
+        savers = [cb for cb in self.callbacks or [] if isinstance(cb, EpochEndSaver)]
+        if savers and trainer.dist is not None:
+            # every rank is here (same callbacks, same epoch): one small collective so rank 0 can save all ranks' states
+            states: list[Any] = [None] * trainer.world_size
+            torch.distributed.all_gather_object(states, _rng_state(trainer))
+            self.rank_rng = states
+        written: set[str] = set()
+        try:
+            for cb in savers:
+                path = cb.save_at_epoch_end(epoch, logs, interrupted, skip=written)
+                if path:
+                    written.add(path)
+        finally:
+            self.rank_rng = None  # mid-epoch saves hold rank 0's states only

@@ -330,7 +330,7 @@ class ModelCheckpoint(MonitorCallback):
         self._batches_seen_since_last_saving = 0
         self._last_batch_seen: int | None = None
         self._current_epoch = 0
-        self._in_fit = False  # set by Trainer.fit (checkpoint.on_train_begin): epoch-end saves wait for its hook
+        self._deferred = False  # inside Trainer.fit: the epoch-end save waits for save_at_epoch_end
         self._pending: tuple[int, Mapping] | None = None
         if self.save_freq != "epoch" and not isinstance(self.save_freq, int):
             raise ValueError(
@@ -351,16 +351,21 @@ class ModelCheckpoint(MonitorCallback):
         if self.monitor_op is None:
             self._set_monitor_op()
         if self.save_freq == "epoch":
-            if self._in_fit:
+            if self._deferred:
                 self._pending = (epoch, logs if logs is not None else {})
             else:
                 self._save_model(epoch=epoch, batch=None, logs=logs)
 
     def on_train_end(self, logs: Mapping | None = None) -> None:
-        self._in_fit, self._pending = False, None
+        self._deferred, self._pending = False, None
 
-    def _end_of_epoch(self, epoch: int, logs: Mapping, interrupted: bool, skip: set[str]) -> str | None:
-        """Called by `Trainer.fit` after every callback's `on_epoch_end`; returns the path of a Ctrl-C save."""
+    def defer_epoch_end_saves(self) -> None:
+        """`checkpoint.EpochEndSaver`: inside `Trainer.fit`, `on_epoch_end` leaves the save to `save_at_epoch_end`."""
+        self._deferred = True
+
+    def save_at_epoch_end(self, epoch: int, logs: Mapping, interrupted: bool, skip: set[str]) -> str | None:
+        """`checkpoint.EpochEndSaver`: called by `Trainer.fit` after every callback's `on_epoch_end`; returns
+        the path of a Ctrl-C save."""
         pending, self._pending = self._pending, None
         if interrupted:
             try:

@@ -238,9 +238,11 @@ class _Interrupt:
     def __enter__(self) -> _Interrupt:
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._handler)
+        self.trainer._interrupt = self
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        self.trainer._interrupt = None
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
 
@@ -303,7 +305,7 @@ class Trainer:
                 _check_metric(get(spec), spec)
         self.precision = precision
         self._amp_dtype = _PRECISIONS[precision]
-        self._scaler = torch.amp.GradScaler(self.device.type) if self._amp_dtype == torch.float16 else None
+        self.grad_scaler = torch.amp.GradScaler(self.device.type) if self._amp_dtype == torch.float16 else None
         self._plain: list[Mean] = []
         self._weighted: list[Mean] = []
         self._names: list[str] = []
@@ -315,6 +317,8 @@ class Trainer:
         self._loss_sum, self._seen, self._folded = torch.zeros((), dtype=torch.float64), 0, 0
         self.stop_training = False
         self.history: History | None = None
+        self.run_state = _checkpoint.RunState()  # what a checkpoint keeps of the run; the last callback of a fit
+        self._interrupt: _Interrupt | None = None
         # The shuffle order follows `torch.manual_seed` (a bare Generator would start from one fixed seed).
         self.generator = torch.Generator()
         self.generator.manual_seed(torch.initial_seed())
@@ -329,6 +333,16 @@ class Trainer:
     def world_size(self) -> int:
         """The number of data-parallel processes (1 when not distributed)."""
         return self.dist.world if self.dist else 1
+
+    @property
+    def built(self) -> bool:
+        """Whether the metrics are built (on the first batch a `fit` or `evaluate` sees), as Keras' `built`."""
+        return self._built
+
+    @property
+    def interrupted(self) -> bool:
+        """Whether Ctrl-C asked the running `fit` to stop after the current batch."""
+        return self._interrupt is not None and self._interrupt.hit
 
     @property
     def metrics(self) -> list[Mean]:
@@ -393,7 +407,9 @@ class Trainer:
             val = make_data(vx, vy, vw, batch_size, False, pin)
         if resume_from is not None:  # after every check of the arguments and data: a refused call changes nothing
             resumed = _checkpoint.resume(self, resume_from)
-            initial_epoch = initial_epoch if resumed is None else resumed
+            if resumed is not None:
+                initial_epoch = resumed
+                self.history = self.run_state.history or self.history
         val_batch_size = batch_size
         ctx = self.dist
         if ctx is not None:
@@ -414,6 +430,7 @@ class Trainer:
             steps=steps,
             verbose=verbose,
         )
+        cblist.append(self.run_state)  # last: it saves after every other callback's on_epoch_end
         history, self.base_logger = cblist.history, cblist.base_logger
         stream = self._batch_stream(train, batch_size, shuffle, steps_per_epoch)
         batches = stream if ctx is None else (lambda: self._scaled(stream()))
@@ -423,9 +440,9 @@ class Trainer:
         self._loss_scale = 1.0  # a user's loader yields no scales: none may linger from an earlier fit
         training_logs: dict[str, float] = {}
         guard = contextlib.nullcontext() if ctx is None else ctx.guard()
+        self.run_state.start(cblist.callbacks, history, initial_epoch)
         with guard, _Interrupt(self) as interrupt:
             cblist.on_train_begin()
-            _checkpoint.on_train_begin(self, cblist.callbacks, history, initial_epoch)
             try:
                 for epoch in range(initial_epoch, epochs):
                     if set_epoch is not None:
@@ -437,7 +454,6 @@ class Trainer:
                         epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
                     epoch_logs = dict(sorted(epoch_logs.items()))
                     cblist.on_epoch_end(epoch, epoch_logs)
-                    _checkpoint.on_epoch_end(self, cblist.callbacks, epoch, epoch_logs, interrupt.hit)
                     training_logs = epoch_logs
                     if ctx is not None:
                         self.stop_training = agree(self.stop_training, ctx.device)
@@ -500,7 +516,9 @@ class Trainer:
 
         >>> trainer.fit(x, y, epochs=10, initial_epoch=trainer.load_checkpoint("run/last.pt"))  # doctest: +SKIP
         """
-        return _checkpoint.load_checkpoint(self, path)
+        initial_epoch = _checkpoint.load_checkpoint(self, path)
+        self.history = self.run_state.history or self.history
+        return initial_epoch
 
     def predict(
         self, x: Any, batch_size: int = 32, verbose: int | str = "auto", callbacks: Sequence[Callback] | None = None
@@ -612,13 +630,13 @@ class Trainer:
         if self._loss_scale != 1.0:  # a rank's uneven share of a global batch (see data.shard_plan)
             loss = loss * self._loss_scale
         self.optimizer.zero_grad(set_to_none=True)
-        if self._scaler is None:
+        if self.grad_scaler is None:
             loss.backward()
             self.optimizer.step()
         else:
-            self._scaler.scale(loss).backward()
-            self._scaler.step(self.optimizer)
-            self._scaler.update()
+            self.grad_scaler.scale(loss).backward()
+            self.grad_scaler.step(self.optimizer)
+            self.grad_scaler.update()
 
     def _batch_values(self, loss: torch.Tensor, y: Any, y_pred: torch.Tensor, w: Any) -> dict[str, Any]:
         """This batch's own values (metric forward: the batch value, added to the state)."""
