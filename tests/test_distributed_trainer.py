@@ -148,7 +148,7 @@ def _worker(rank, world, init_file, out_dir):
         metrics = _metric_suite()
         _feed_metrics(metrics, *shard_bounds(N_EVAL, rank, world))
         local = [(m.total.clone(), m.count.clone()) for m in metrics]
-        _, out["metrics"] = reduce_epoch([], [], metrics, torch.device("cpu"))
+        _, out["metrics"] = reduce_epoch(None, metrics, torch.device("cpu"))
         out["untouched"] = all(torch.equal(m.total, t) and torch.equal(m.count, c) for m, (t, c) in zip(metrics, local))
 
         # evaluate on 1001 samples: arrays, a Dataset, a DataLoader with a (padding) DistributedSampler

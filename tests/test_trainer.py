@@ -232,11 +232,11 @@ def test_log_names_as_keras_logs_them():
 
 
 def test_duplicate_metric_names_get_keras_suffixes():
-    from torch_keras_metrics.trainer import _keras_names
+    from torch_keras_metrics.compile_utils import keras_names
 
     ms = [tkm.get("accuracy", [0], [[0.1, 0.9]]) for _ in range(2)]
     ws = [tkm.get("accuracy", [0], [[0.1, 0.9]]) for _ in range(2)]
-    assert _keras_names(ms, ws) == ["accuracy", "accuracy_1", "weighted_accuracy", "weighted_accuracy_1"]
+    assert keras_names(ms, ws) == ["accuracy", "accuracy_1", "weighted_accuracy", "weighted_accuracy_1"]
 
 
 def test_bce_with_logits_resolves_binary_accuracy_at_threshold_zero():

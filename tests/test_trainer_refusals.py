@@ -109,7 +109,7 @@ def test_a_refused_first_batch_leaves_the_trainer_unbuilt():
     with pytest.raises(ValueError, match="picky"):
         trainer.fit(x, y, epochs=1, verbose=0)
     assert _same(before, _weights(trainer))
-    assert not trainer.built and trainer._losses == []
+    assert not trainer.built and len(trainer.compiled_metrics.loss_tracker) == 0
     assert all(m.count.item() == 0 for m in trainer.metrics)
 
 

@@ -158,25 +158,17 @@ def setup(distributed: Any, device: str | torch.device | None, timeout_s: float 
 
 
 def reduce_epoch(
-    losses: Sequence[torch.Tensor],
-    sizes: Sequence[int],
-    metrics: Sequence[Any],
-    device: torch.device,
-    pad: int = 0,
+    loss_sums: torch.Tensor | None, metrics: Sequence[Any], device: torch.device, pad: int = 0
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """The epoch's loss and metric results over every rank, from ONE `all_reduce` of a float64 vector.
 
-    The vector holds `sum(loss_b * size_b)`, `sum(size_b)` and each metric's `total` and `count`. The
-    results are computed from the summed copy (each metric's own `result()` on the global states, which
-    are then put back): local states are left as they were. Returns `(loss, [result, ...])`. A rank
-    without its metrics yet passes `pad` (their number) and contributes zeros.
+    The vector holds `loss_sums` (`[sum(loss_b * size_b), sum(size_b)]`, or zeros for None) and each
+    metric's `state()`. Each result is the metric's own `result()` on the summed state, after which its
+    local state is put back. Returns `(loss, [result, ...])`. A rank without its metrics yet passes
+    `pad` (their number) and contributes zeros.
     """
-    parts = [torch.zeros(2, dtype=torch.float64, device=device)]
-    if losses:
-        weights = torch.tensor(list(sizes), dtype=torch.float64, device=device)
-        parts[0] = torch.stack([(torch.stack(list(losses)).to(device, torch.float64) * weights).sum(), weights.sum()])
-    for m in metrics:
-        parts.append(torch.stack([m.total, m.count]).to(device, torch.float64))
+    parts = [torch.zeros(2, dtype=torch.float64, device=device) if loss_sums is None else loss_sums.to(device)]
+    parts += [m.state().to(device, torch.float64) for m in metrics]
     if pad:
         parts.append(torch.zeros(2 * pad, dtype=torch.float64, device=device))
     vector = torch.cat(parts)
@@ -184,12 +176,12 @@ def reduce_epoch(
     loss = torch.where(vector[1] != 0, vector[0] / vector[1], torch.zeros_like(vector[0]))
     results = []
     for i, m in enumerate(metrics):
-        local = m.total.clone(), m.count.clone()
-        m.total.copy_(vector[2 + 2 * i]), m.count.copy_(vector[3 + 2 * i])
+        local = m.state()
+        m.load_state(vector[2 + 2 * i : 4 + 2 * i])
         try:
             results.append(m.result())
         finally:
-            m.total.copy_(local[0]), m.count.copy_(local[1])
+            m.load_state(local)
     return loss, results
 
 

@@ -148,6 +148,19 @@ class Mean(torchmetrics.Metric):
         self.total.zero_()
         self.count.zero_()
 
+    def state(self) -> torch.Tensor:
+        """`(total, count)` as one new float64 tensor of shape (2,): what a sum over ranks adds up.
+
+        >>> m = Mean(); m.update_state(torch.tensor([1.0, 2.0])); m.state()
+        tensor([3., 2.], dtype=torch.float64)
+        """
+        return torch.stack([self.total, self.count])
+
+    def load_state(self, state: torch.Tensor) -> None:
+        """Set `(total, count)` in place from a tensor like `state()`'s (e.g. summed over ranks)."""
+        self.total.copy_(state[0])
+        self.count.copy_(state[1])
+
     # ---------------------------------------------------------------- the torch / torchmetrics API
     def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
         """Add the batch to the state and return the value of that batch alone."""

@@ -36,6 +36,7 @@ from . import losses as L
 from ._checks import squeeze_or_expand_to_same_rank
 from .callback_list import CallbackList
 from .callbacks import Callback
+from .compile_utils import CompileMetrics
 from .data import (
     ArrayData,
     LoaderData,
@@ -47,10 +48,10 @@ from .data import (
     shard_for_training,
     unpack_validation,
 )
-from .distributed import DistContext, agree, broadcast_buffers, broadcast_generator, reduce_epoch, setup
+from .distributed import DistContext, agree, broadcast_buffers, broadcast_generator, setup
 from .history import History
 from .logs import Logs
-from .metrics import Mean, MeanMetricWrapper, get
+from .metrics import Mean
 
 __all__ = ["Trainer", "KerasLoss"]
 
@@ -144,33 +145,6 @@ class _Objective:
         return keras_reduce(out, sample_weight)
 
 
-def _keras_names(plain: Sequence[Mean], weighted: Sequence[Mean]) -> list[str]:
-    """Log names as Keras 3's CompileMetrics.result(): `_1`, `_2` for repeats, `weighted_` on collisions."""
-    names: list[str] = []
-    counters: dict[str, int] = {}
-    for m in plain:
-        name = m.name
-        if name in counters:
-            counters[name] += 1
-            name = f"{name}_{counters[name] - 1}"
-        else:
-            counters[name] = 1
-        names.append(name)
-    for m in weighted:
-        name = m.name
-        if name in counters:
-            name = f"weighted_{m.name}"
-            if name in counters:
-                counters[name] += 1
-                name = f"{name}_{counters[name] - 1}"
-            else:
-                counters[name] = 1
-        else:
-            counters[name] = 1
-        names.append(name)
-    return names
-
-
 def _resolve_verbose(verbose: Any) -> int:
     if verbose == "auto":
         tty = getattr(sys.stdout, "isatty", lambda: False)()
@@ -178,15 +152,6 @@ def _resolve_verbose(verbose: Any) -> int:
     if verbose not in (0, 1, 2):
         raise ValueError(f"`verbose` must be 0, 1, 2 or 'auto', got {verbose!r}.")
     return int(verbose)
-
-
-def _check_metric(metric: Mean, spec: Any) -> None:
-    """A bare `Mean` averages values, not (y_true, y_pred): called by the Trainer it would weigh y_true by y_pred."""
-    if not isinstance(metric, MeanMetricWrapper):
-        raise TypeError(
-            f"{spec!r} gives a {type(metric).__name__}, which averages values rather than comparing y_true with "
-            "y_pred; as a Trainer metric use MeanMetricWrapper(fn) or a function (y_true, y_pred) -> values."
-        )
 
 
 def _check_batch_size(batch_size: Any) -> int:
@@ -298,23 +263,12 @@ class Trainer:
         self.optimizer = optimizer
         self.loss = loss
         self._objective = _Objective(loss)
-        self._specs = (list(metrics or []), list(weighted_metrics or []))
-        for spec in self._specs[0] + self._specs[1]:
-            # Every name but "accuracy"/"acc" resolves now, so a typo fails before any training.
-            if not (isinstance(spec, str) and spec.lower() in ("accuracy", "acc")):
-                _check_metric(get(spec), spec)
+        self.compiled_metrics = CompileMetrics(metrics, weighted_metrics, loss=self._objective.identity)
         self.precision = precision
         self._amp_dtype = _PRECISIONS[precision]
         self.grad_scaler = torch.amp.GradScaler(self.device.type) if self._amp_dtype == torch.float16 else None
-        self._plain: list[Mean] = []
-        self._weighted: list[Mean] = []
-        self._names: list[str] = []
-        self._built = False
         self._check_next = True  # the next batch is checked against the loss (the first of each call)
         self._move = True
-        self._losses: list[torch.Tensor] = []
-        self._sizes: list[int] = []
-        self._loss_sum, self._seen, self._folded = torch.zeros((), dtype=torch.float64), 0, 0
         self.stop_training = False
         self.history: History | None = None
         self.run_state = _checkpoint.RunState()  # what a checkpoint keeps of the run; the last callback of a fit
@@ -337,7 +291,7 @@ class Trainer:
     @property
     def built(self) -> bool:
         """Whether the metrics are built (on the first batch a `fit` or `evaluate` sees), as Keras' `built`."""
-        return self._built
+        return self.compiled_metrics.built
 
     @property
     def interrupted(self) -> bool:
@@ -347,12 +301,12 @@ class Trainer:
     @property
     def metrics(self) -> list[Mean]:
         """The metric modules, plain then weighted (built on the first batch)."""
-        return self._plain + self._weighted
+        return self.compiled_metrics.metrics
 
     @property
     def metrics_names(self) -> list[str]:
         """The keys of the training logs: `loss`, then each metric's log name (after the first batch)."""
-        return ["loss", *self._names]
+        return ["loss", *self.compiled_metrics.names]
 
     def fit(
         self,
@@ -484,7 +438,7 @@ class Trainer:
         verbose = self._verbose(verbose)
         data = make_data(x, y, sample_weight, batch_size, False, self.device.type == "cuda")
         if self.dist is not None:
-            if isinstance(data, ArrayData) and data.n < self.dist.world and not self._built:
+            if isinstance(data, ArrayData) and data.n < self.dist.world and not self.built:
                 raise ValueError(f"{data.n} samples for {self.dist.world} ranks: each rank needs one to start.")
             batch_size = _local_batch_size(batch_size, self.dist.world)
             data = shard_for_eval(data, batch_size, self.dist.rank, self.dist.world)
@@ -593,10 +547,10 @@ class Trainer:
         return take
 
     def _train_epoch(self, epoch: int, batches: Iterator, cblist: CallbackList) -> dict[str, float]:
-        self._reset_state()
+        self.compiled_metrics.reset()
         self.model.train()
         cblist.on_epoch_begin(epoch)
-        running, move, step_fn = self._running, self._move, self._train_step
+        running, move, step_fn = self.compiled_metrics.running, self._move, self._train_step
         can_stop = self.dist is None  # distributed, every rank must run the same steps: stop at epoch end
         begin_calls, end_calls = cblist.batch_hooks("on_train_batch_begin"), cblist.batch_hooks("on_train_batch_end")
         for step, (x, y, w) in enumerate(batches):
@@ -610,7 +564,7 @@ class Trainer:
                 f(step, logs)
             if self.stop_training and can_stop:
                 break
-        return self._epoch_logs()
+        return self.compiled_metrics.epoch_logs(self.dist, self.device)
 
     def _train_step(self, x: Any, y: Any, w: Any) -> tuple[dict[str, Any], int]:
         if self._check_next:
@@ -622,7 +576,7 @@ class Trainer:
             with self._autocast():
                 y_pred = self._net(x)
                 loss = self._objective(y_pred, y, w)
-        values = self._batch_values(loss, y, y_pred.detach(), w)
+        values = self.compiled_metrics.update(loss, y, y_pred.detach(), w)
         self._step(loss)
         return values, y_pred.shape[0]
 
@@ -638,18 +592,6 @@ class Trainer:
             self.grad_scaler.step(self.optimizer)
             self.grad_scaler.update()
 
-    def _batch_values(self, loss: torch.Tensor, y: Any, y_pred: torch.Tensor, w: Any) -> dict[str, Any]:
-        """This batch's own values (metric forward: the batch value, added to the state)."""
-        loss = loss.detach()
-        if loss.dtype != torch.float32:
-            loss = loss.float()
-        self._losses.append(loss)
-        self._sizes.append(y_pred.shape[0])
-        values = {"loss": loss}
-        for key, metric, weighted in self._calls:
-            values[key] = metric(y, y_pred, w) if weighted else metric(y, y_pred)
-        return values
-
     def _first_step(self, x: Any, y: Any, w: Any, train: bool) -> tuple[dict[str, Any], int]:
         """The first batch of each `fit`/`evaluate`: shapes checked (and, once, the metrics resolved)
         before any weight or metric changes; a refused batch leaves the trainer as it was."""
@@ -658,19 +600,7 @@ class Trainer:
             loss = self._checked_loss(y_pred, y, w)
         if loss.dim() != 0:
             raise ValueError(f"The loss must be a scalar, got shape {tuple(loss.shape)}.")
-        built = self._built
-        if not built:
-            self._build(y, y_pred)
-        states = [(m.total.clone(), m.count.clone()) for m in self.metrics]
-        try:
-            values = self._batch_values(loss, y, y_pred.detach(), w)
-        except Exception:
-            for m, (total, count) in zip(self.metrics, states):
-                m.total.copy_(total), m.count.copy_(count)
-            del self._losses[len(self._losses) - 1 :], self._sizes[len(self._sizes) - 1 :]
-            if not built:
-                self._built = False  # "accuracy" resolves again from the next first batch
-            raise
+        values = self.compiled_metrics.first_update(loss, y, y_pred.detach(), w, self.device)
         if train:
             self._step(loss)
         self._check_next = False
@@ -693,26 +623,15 @@ class Trainer:
                 f"with targets of shape {y_shape}: {err}"
             ) from err
 
-    def _build(self, y: Any, y_pred: torch.Tensor) -> None:
-        with torch.inference_mode(False):
-            self._plain = [get(s, y, y_pred, loss=self._objective.identity).to(self.device) for s in self._specs[0]]
-            self._weighted = [get(s, y, y_pred, loss=self._objective.identity).to(self.device) for s in self._specs[1]]
-        self._names = _keras_names(self._plain, self._weighted)
-        flags = [False] * len(self._plain) + [True] * len(self._weighted)
-        self._calls = list(zip(self._names, self.metrics, flags))
-        keys = ["loss", *self._names]
-        self._order = sorted(((k, i) for i, k in enumerate(keys)), key=lambda p: p[0])
-        self._built = True
-
     def _evaluate(self, data: ArrayData | LoaderData, batch_size: int, cblist: CallbackList) -> dict[str, float]:
-        self._reset_state()
+        self.compiled_metrics.reset()
         self._check_next = True  # validation data gets its own first-batch check
         if self.dist is not None:
             broadcast_buffers(self.model)
         was_training = self.model.training
         self.model.eval()
         cblist.on_test_begin()
-        running = self._running
+        running = self.compiled_metrics.running
         try:
             with torch.inference_mode():
                 for step, (x, y, w) in enumerate(data.batches(batch_size)):
@@ -724,51 +643,13 @@ class Trainer:
                         with self._autocast():
                             y_pred = self.model(x)
                             loss = self._objective(y_pred, y, w)
-                        values, size = self._batch_values(loss, y, y_pred, w), y_pred.shape[0]
+                        values, size = self.compiled_metrics.update(loss, y, y_pred, w), y_pred.shape[0]
                     cblist.on_test_batch_end(step, Logs(values, size, running))
         finally:
             self.model.train(was_training)
-        logs = self._epoch_logs()
+        logs = self.compiled_metrics.epoch_logs(self.dist, self.device)
         cblist.on_test_end(logs)
         return logs
-
-    # ------------------------------------------------------------------ state
-    def _reset_state(self) -> None:
-        self._losses, self._sizes = [], []
-        self._loss_sum, self._seen, self._folded = torch.zeros((), dtype=torch.float64), 0, 0
-        for m in self.metrics:
-            m.reset_state()
-
-    def _loss_mean(self) -> torch.Tensor:
-        """The epoch's batch losses weighted by batch size, folding in only the batches added since the
-        last call (a progress refresh late in a long epoch costs no more than an early one)."""
-        fresh, sizes = self._losses[self._folded :], self._sizes[self._folded :]
-        if fresh:
-            weights = torch.tensor(sizes, dtype=torch.float64, device=fresh[0].device)
-            self._loss_sum = self._loss_sum.to(fresh[0].device) + (torch.stack(fresh).double() * weights).sum()
-            self._seen += sum(sizes)
-            self._folded = len(self._losses)
-        return self._loss_sum / self._seen
-
-    def _running(self) -> dict[str, float]:
-        """Running values of the current epoch, as Keras 3 logs them: one device read for all."""
-        if not self._built or not self._losses:
-            return {}
-        loss = self._loss_mean()
-        vals = [loss, *[m.result().double().to(loss.device) for m in self.metrics]]
-        floats = torch.stack(vals).tolist()
-        return {k: floats[i] for k, i in self._order}
-
-    def _epoch_logs(self) -> dict[str, float]:
-        """The epoch's values; distributed, over every rank with one all-reduce (identical on all ranks)."""
-        if self.dist is None:
-            return self._running()
-        if not self._built:  # this rank saw no batch yet; it still joins the collective the others wait in
-            reduce_epoch([], [], [], self.device, pad=len(self._specs[0]) + len(self._specs[1]))
-            return {}
-        loss, results = reduce_epoch(self._losses, self._sizes, self.metrics, self.device)
-        floats = torch.stack([loss, *[r.double().to(loss.device) for r in results]]).tolist()
-        return {k: floats[i] for k, i in self._order}
 
     def _to_device(self, t: Any) -> Any:
         if isinstance(t, torch.Tensor):  # the common case, without the generic walk
