@@ -21,6 +21,7 @@ from .keras_callbacks import (
     TensorBoard,
     TerminateOnNaN,
 )
+from .losses import KerasLoss
 from .metrics import (
     Accuracy,
     BinaryAccuracy,
@@ -34,7 +35,7 @@ from .metrics import (
     resolve_accuracy,
     valid_names,
 )
-from .trainer import KerasLoss, Trainer
+from .trainer import Trainer
 from .version import __version__ as __version__
 
 __all__ = [

@@ -17,7 +17,8 @@ import torch
 
 from .callbacks import Callback
 from .history import plot_history, running_mean
-from .trainer import KerasLoss, Trainer
+from .losses import KerasLoss
+from .trainer import Trainer
 
 
 class TrainSetAccuracy(Callback):

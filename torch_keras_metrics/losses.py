@@ -1,8 +1,10 @@
-"""Keras' per-sample losses as pure tensor functions (the numbers `keras.losses.<name>` returns).
+"""The objective: Keras' per-sample losses, Keras' reduction, and the loss as the Trainer calls it.
 
-Each returns one value per sample (the class or last axis reduced). They serve as metrics
-(`get("mae")`, `get("binary_crossentropy")`, ...) and as the Trainer's Keras-named losses.
-Probabilities are clipped to [1e-7, 1 - 1e-7] as Keras does.
+The per-sample functions return the numbers `keras.losses.<name>` returns, one value per sample (the
+class or last axis reduced). They serve as metrics (`get("mae")`, `get("binary_crossentropy")`, ...)
+and as the Trainer's Keras-named losses. Probabilities are clipped to [1e-7, 1 - 1e-7] as Keras does.
+`KerasLoss` is one by name reduced as Keras reduces (`keras_reduce`); `Objective` is whatever loss the
+Trainer was given, called the same way.
 
 >>> import torch
 >>> mean_absolute_error(torch.tensor([[0., 1.], [0., 0.]]), torch.tensor([[1., 1.], [1., 0.]]))
@@ -11,7 +13,9 @@ tensor([0.5000, 0.5000])
 
 from __future__ import annotations
 
-from typing import Any
+import copy
+import warnings
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as tnn
@@ -24,6 +28,9 @@ __all__ = [
     "binary_crossentropy",
     "categorical_crossentropy",
     "sparse_categorical_crossentropy",
+    "KerasLoss",
+    "Objective",
+    "keras_reduce",
 ]
 
 EPSILON = 1e-7  # keras.backend.epsilon()
@@ -126,3 +133,118 @@ BY_NAME = {
     "categorical_crossentropy": categorical_crossentropy,
     "sparse_categorical_crossentropy": sparse_categorical_crossentropy,
 }
+
+
+_FROM_LOGITS = {sparse_categorical_crossentropy, categorical_crossentropy, binary_crossentropy}
+
+
+class KerasLoss:
+    """A Keras loss by name: per-sample values, reduced as Keras' `"sum_over_batch_size"`.
+
+    Per batch `sum(loss_i * w_i) / batch_size`, so sample weights scale the loss but do not
+    renormalise it. Call it as `(y_pred, y_true, sample_weight=None)` like a torch loss.
+
+    >>> KerasLoss("categorical_crossentropy", from_logits=True)
+    KerasLoss('categorical_crossentropy', from_logits=True)
+    """
+
+    def __init__(self, name: str, from_logits: bool = False) -> None:
+        if name not in BY_NAME:
+            raise ValueError(f"Unknown loss {name!r}. Keras names accepted: {', '.join(sorted(BY_NAME))}.")
+        self.name, self.from_logits = name, bool(from_logits)
+        self.fn = BY_NAME[name]
+        if from_logits and self.fn not in _FROM_LOGITS:
+            raise ValueError(f"{name!r} takes no `from_logits`.")
+        self._kwargs = {"from_logits": True} if from_logits else {}
+
+    def __call__(self, y_pred: torch.Tensor, y_true: torch.Tensor, sample_weight: Any = None) -> torch.Tensor:
+        if isinstance(y_true, torch.Tensor):
+            # Keras' LossFunctionWrapper first: (N,) targets meet an (N, 1) output as (N, 1).
+            y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
+        values = self.fn(y_true, y_pred, **self._kwargs)
+        return keras_reduce(values, sample_weight)
+
+    def __repr__(self) -> str:
+        return f"KerasLoss({self.name!r}" + (", from_logits=True)" if self.from_logits else ")")
+
+
+def keras_reduce(values: torch.Tensor, sample_weight: Any = None) -> torch.Tensor:
+    """Keras' `"sum_over_batch_size"`: `sum(values * sample_weight) / values.numel()`.
+
+    >>> keras_reduce(torch.tensor([1.0, 3.0]), torch.tensor([1.0, 0.0]))
+    tensor(0.5000)
+    """
+    if sample_weight is None:
+        return values.mean()
+    weight = sample_weight.to(values.dtype)
+    values, weight = squeeze_or_expand_to_same_rank(values, weight)
+    weighted = values * weight
+    return weighted.sum() / weighted.numel()
+
+
+class Objective:
+    """The loss as the Trainer calls it: `(y_pred, y_true, sample_weight) -> scalar`, Keras' reduction.
+
+    `loss` is a Keras name, a `KerasLoss`, a torch loss module or a callable `(y_pred, y_true)`. Sample
+    weights need per-sample values: a torch loss module is copied with `reduction="none"` for them.
+    `checked` is the call for a first batch, turning a shape mismatch into an error that names both shapes.
+
+    >>> Objective("mse")(torch.tensor([[1.0], [3.0]]), torch.tensor([[0.0], [0.0]]), None)
+    tensor(5.)
+    """
+
+    def __init__(self, loss: Any) -> None:
+        self.identity = loss  # what `get("accuracy", loss=...)` looks at
+        self.per_sample: Callable | None = None
+        if isinstance(loss, str):
+            loss = KerasLoss(loss)
+        if isinstance(loss, KerasLoss):
+            self.fn: Callable = loss
+            self.keras = True
+            self.name = loss.name
+            return
+        if not callable(loss):
+            raise TypeError(f"`loss` must be a Keras loss name, a torch loss module or a callable, got {loss!r}.")
+        self.fn, self.keras = loss, False
+        self.name = getattr(loss, "__name__", type(loss).__name__)
+        if isinstance(loss, torch.nn.Module) and getattr(loss, "reduction", None) in ("mean", "sum"):
+            self.per_sample = copy.copy(loss)
+            self.per_sample.reduction = "none"
+
+    def __call__(self, y_pred: torch.Tensor, y_true: Any, sample_weight: Any) -> torch.Tensor:
+        if self.keras:
+            return self.fn(y_pred, y_true, sample_weight)
+        if sample_weight is None:
+            out = self.fn(y_pred, y_true)
+            return out if out.dim() == 0 else out.mean()
+        out = (self.per_sample or self.fn)(y_pred, y_true)
+        if out.dim() == 0:
+            raise ValueError(
+                f"Sample weights need one loss value per sample, but the loss {self.name} returned a scalar. "
+                "Use a torch loss module (its reduction is switched to 'none') or a function returning "
+                "per-sample values."
+            )
+        if out.dim() > 1:
+            out = out.reshape(out.shape[0], -1).mean(1)
+        return keras_reduce(out, sample_weight)
+
+    def checked(self, y_pred: Any, y: Any, w: Any) -> torch.Tensor:
+        """The loss of a first batch: a model output or targets that do not fit the loss raise, naming both."""
+        if not isinstance(y_pred, torch.Tensor):
+            raise TypeError(f"The model must return one tensor, got {type(y_pred).__name__}.")
+        if y is None:
+            raise ValueError("No targets: pass `y`, or a Dataset/DataLoader yielding (x, y).")
+        y_shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+        try:
+            with warnings.catch_warnings():
+                # torch's losses only warn when targets broadcast against the output: refuse instead
+                warnings.filterwarnings("error", message="Using a target size", category=UserWarning)
+                loss = self(y_pred, y, w)
+        except (ValueError, RuntimeError, IndexError, UserWarning) as err:
+            raise ValueError(
+                f"The model's output of shape {tuple(y_pred.shape)} does not fit the loss {self.name} "
+                f"with targets of shape {y_shape}: {err}"
+            ) from err
+        if loss.dim() != 0:
+            raise ValueError(f"The loss must be a scalar, got shape {tuple(loss.shape)}.")
+        return loss

@@ -32,8 +32,6 @@ from typing import Any, Callable
 import torch
 
 from . import checkpoint as _checkpoint
-from . import losses as L
-from ._checks import squeeze_or_expand_to_same_rank
 from .callback_list import CallbackList
 from .callbacks import Callback
 from .compile_utils import CompileMetrics
@@ -51,98 +49,12 @@ from .data import (
 from .distributed import DistContext, agree, broadcast_buffers, broadcast_generator, setup
 from .history import History
 from .logs import Logs
+from .losses import KerasLoss, Objective
 from .metrics import Mean
 
 __all__ = ["Trainer", "KerasLoss"]
 
-_KERAS_LOSSES = L.BY_NAME
-_FROM_LOGITS = {L.sparse_categorical_crossentropy, L.categorical_crossentropy, L.binary_crossentropy}
 _PRECISIONS = {None: None, "32": None, "fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-class KerasLoss:
-    """A Keras loss by name: per-sample values, reduced as Keras' `"sum_over_batch_size"`.
-
-    Per batch `sum(loss_i * w_i) / batch_size`, so sample weights scale the loss but do not
-    renormalise it. Call it as `(y_pred, y_true, sample_weight=None)` like a torch loss.
-
-    >>> KerasLoss("categorical_crossentropy", from_logits=True)
-    KerasLoss('categorical_crossentropy', from_logits=True)
-    """
-
-    def __init__(self, name: str, from_logits: bool = False) -> None:
-        if name not in _KERAS_LOSSES:
-            raise ValueError(f"Unknown loss {name!r}. Keras names accepted: {', '.join(sorted(_KERAS_LOSSES))}.")
-        self.name, self.from_logits = name, bool(from_logits)
-        self.fn = _KERAS_LOSSES[name]
-        if from_logits and self.fn not in _FROM_LOGITS:
-            raise ValueError(f"{name!r} takes no `from_logits`.")
-        self._kwargs = {"from_logits": True} if from_logits else {}
-
-    def __call__(self, y_pred: torch.Tensor, y_true: torch.Tensor, sample_weight: Any = None) -> torch.Tensor:
-        if isinstance(y_true, torch.Tensor):
-            # Keras' LossFunctionWrapper first: (N,) targets meet an (N, 1) output as (N, 1).
-            y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
-        values = self.fn(y_true, y_pred, **self._kwargs)
-        return keras_reduce(values, sample_weight)
-
-    def __repr__(self) -> str:
-        return f"KerasLoss({self.name!r}" + (", from_logits=True)" if self.from_logits else ")")
-
-
-def keras_reduce(values: torch.Tensor, sample_weight: Any = None) -> torch.Tensor:
-    """Keras' `"sum_over_batch_size"`: `sum(values * sample_weight) / values.numel()`.
-
-    >>> keras_reduce(torch.tensor([1.0, 3.0]), torch.tensor([1.0, 0.0]))
-    tensor(0.5000)
-    """
-    if sample_weight is None:
-        return values.mean()
-    weight = sample_weight.to(values.dtype)
-    values, weight = squeeze_or_expand_to_same_rank(values, weight)
-    weighted = values * weight
-    return weighted.sum() / weighted.numel()
-
-
-class _Objective:
-    """The loss as the Trainer calls it: `(y_pred, y_true, sample_weight) -> scalar`, Keras' reduction."""
-
-    def __init__(self, loss: Any) -> None:
-        self.identity = loss  # what `get("accuracy", loss=...)` looks at
-        self.per_sample: Callable | None = None
-        if isinstance(loss, str):
-            loss = KerasLoss(loss)
-        if isinstance(loss, KerasLoss):
-            self.fn: Callable = loss
-            self.keras = True
-            self.name = loss.name
-            return
-        if not callable(loss):
-            raise TypeError(f"`loss` must be a Keras loss name, a torch loss module or a callable, got {loss!r}.")
-        self.fn, self.keras = loss, False
-        self.name = getattr(loss, "__name__", type(loss).__name__)
-        if isinstance(loss, torch.nn.Module) and getattr(loss, "reduction", None) in ("mean", "sum"):
-            import copy
-
-            self.per_sample = copy.copy(loss)
-            self.per_sample.reduction = "none"
-
-    def __call__(self, y_pred: torch.Tensor, y_true: Any, sample_weight: Any) -> torch.Tensor:
-        if self.keras:
-            return self.fn(y_pred, y_true, sample_weight)
-        if sample_weight is None:
-            out = self.fn(y_pred, y_true)
-            return out if out.dim() == 0 else out.mean()
-        out = (self.per_sample or self.fn)(y_pred, y_true)
-        if out.dim() == 0:
-            raise ValueError(
-                f"Sample weights need one loss value per sample, but the loss {self.name} returned a scalar. "
-                "Use a torch loss module (its reduction is switched to 'none') or a function returning "
-                "per-sample values."
-            )
-        if out.dim() > 1:
-            out = out.reshape(out.shape[0], -1).mean(1)
-        return keras_reduce(out, sample_weight)
 
 
 def _resolve_verbose(verbose: Any) -> int:
@@ -262,7 +174,7 @@ class Trainer:
         self._loss_scale = 1.0
         self.optimizer = optimizer
         self.loss = loss
-        self._objective = _Objective(loss)
+        self._objective = Objective(loss)
         self.compiled_metrics = CompileMetrics(metrics, weighted_metrics, loss=self._objective.identity)
         self.precision = precision
         self._amp_dtype = _PRECISIONS[precision]
@@ -597,31 +509,12 @@ class Trainer:
         before any weight or metric changes; a refused batch leaves the trainer as it was."""
         with self._autocast():
             y_pred = (self._net if train else self.model)(x)
-            loss = self._checked_loss(y_pred, y, w)
-        if loss.dim() != 0:
-            raise ValueError(f"The loss must be a scalar, got shape {tuple(loss.shape)}.")
+            loss = self._objective.checked(y_pred, y, w)
         values = self.compiled_metrics.first_update(loss, y, y_pred.detach(), w, self.device)
         if train:
             self._step(loss)
         self._check_next = False
         return values, y_pred.shape[0]
-
-    def _checked_loss(self, y_pred: Any, y: Any, w: Any) -> torch.Tensor:
-        if not isinstance(y_pred, torch.Tensor):
-            raise TypeError(f"The model must return one tensor, got {type(y_pred).__name__}.")
-        if y is None:
-            raise ValueError("No targets: pass `y`, or a Dataset/DataLoader yielding (x, y).")
-        y_shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
-        try:
-            with warnings.catch_warnings():
-                # torch's losses only warn when targets broadcast against the output: refuse instead
-                warnings.filterwarnings("error", message="Using a target size", category=UserWarning)
-                return self._objective(y_pred, y, w)
-        except (ValueError, RuntimeError, IndexError, UserWarning) as err:
-            raise ValueError(
-                f"The model's output of shape {tuple(y_pred.shape)} does not fit the loss {self._objective.name} "
-                f"with targets of shape {y_shape}: {err}"
-            ) from err
 
     def _evaluate(self, data: ArrayData | LoaderData, batch_size: int, cblist: CallbackList) -> dict[str, float]:
         self.compiled_metrics.reset()
