@@ -19,8 +19,8 @@ import torch.multiprocessing as mp
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 import torch_keras_metrics as tkm
-from torch_keras_metrics.data import shard_plan
 from torch_keras_metrics.distributed import reduce_epoch, setup, shard_bounds
+from torch_keras_metrics.sharding import shard_plan
 
 N_EVAL = 1001  # a multiple of neither 2 nor 3
 N_TRAIN = 240  # with batch 32: a ragged last batch of 16 (5/5/6 over 3 ranks)

@@ -32,13 +32,13 @@ def _first_batch_order(seed):
     torch.manual_seed(seed)
     trainer = _trainer(seed=seed)
     seen = []
-    original = trainer._train_step
+    original = trainer.train_step
 
-    def spy(xb, yb, wb):
-        seen.append(xb[:, 0].tolist())
-        return original(xb, yb, wb)
+    def spy(batch):
+        seen.append(batch.x[:, 0].tolist())
+        return original(batch)
 
-    trainer._train_step = spy
+    trainer.train_step = spy
     x = torch.arange(40, dtype=torch.float32)[:, None].repeat(1, 4)
     trainer.fit(x, torch.zeros(40, dtype=torch.long), batch_size=8, epochs=1, verbose=0)
     return seen[0]

@@ -2,9 +2,9 @@
 
 In-memory data is never routed through a `DataLoader` (its per-batch collation costs about as much
 as a small training step): a shuffled epoch gathers the whole array once in the new order, then
-every batch is a slice (a view). A batch is a tuple `(x, y, sample_weight)` with `y` and
-`sample_weight` possibly None. Under `torch.distributed`, `shard_for_training` and `shard_for_eval` give
-each rank its share (training: a part of every global batch; evaluation: a contiguous, unpadded slice).
+every batch is a slice (a view). A source yields tuples `(x, y, sample_weight)` with `y` and
+`sample_weight` possibly None; `EpochIterator` serves one call's batches as `Batch`es on the device.
+Each rank's share under `torch.distributed` is `sharding`'s job.
 
 >>> import torch
 >>> data = ArrayData(torch.arange(5.0), torch.arange(5))
@@ -16,15 +16,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset, Sampler, Subset
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 
-from .distributed import shard_bounds
+Rows = tuple[Any, Any, Any]  # (x, y, sample_weight) as a source yields them
 
-Batch = tuple[Any, Any, Any]
+
+class Batch(NamedTuple):
+    """One step's data: `x`, `y` and `sample_weight` (either may be None), and the step's `loss_scale`
+    (a rank's share of a global batch, see `sharding.shard_plan`; 1.0 otherwise)."""
+
+    x: Any
+    y: Any
+    sample_weight: Any
+    loss_scale: float = 1.0
 
 
 def to_tensor(x: Any, name: str) -> Any:
@@ -126,12 +134,12 @@ class ArrayData:
 
     def batches(
         self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None
-    ) -> Iterator[Batch]:
+    ) -> Iterator[Rows]:
         """One pass over the data; shuffled by one gather of every array, then sliced into views."""
         arrays = self.arrays
         if shuffle:
             perm = torch.randperm(self.n, generator=generator)
-            arrays = map_tensors(lambda t: _gather(t, perm), arrays)
+            arrays = map_tensors(lambda t: gather_rows(t, perm), arrays)
         x, y, w = arrays
         if isinstance(x, torch.Tensor) and (y is None or isinstance(y, torch.Tensor)):
             for start in range(0, self.n, batch_size):  # the common case, without per-batch helpers
@@ -139,14 +147,15 @@ class ArrayData:
                 yield x[start:end], None if y is None else y[start:end], None if w is None else w[start:end]
             return
         for start in range(0, self.n, batch_size):
-            yield _rows(arrays, start, start + batch_size)
+            yield take_rows(arrays, start, start + batch_size)
 
 
 def _pinned(t: torch.Tensor) -> torch.Tensor:
     return t if t.device.type != "cpu" or t.is_pinned() else t.pin_memory()
 
 
-def _gather(t: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
+def gather_rows(t: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
+    """The rows `perm` of `t`, pinned if `t` is."""
     out = t.index_select(0, perm.to(t.device))
     return out.pin_memory() if t.is_pinned() else out
 
@@ -187,12 +196,12 @@ class LoaderData:
         if hasattr(self.loader.batch_sampler, "set_epoch"):
             self.loader.batch_sampler.set_epoch(epoch)
 
-    def batches(self, batch_size: int = 0, shuffle: bool = False, generator: Any = None) -> Iterator[Batch]:
+    def batches(self, batch_size: int = 0, shuffle: bool = False, generator: Any = None) -> Iterator[Rows]:
         for item in self.loader:
             yield unpack(item)
 
 
-def unpack(item: Any) -> Batch:
+def unpack(item: Any) -> Rows:
     """`(x, y, sample_weight)` from what a loader yields: `(x,)`, `(x, y)`, `(x, y, w)` or a bare `x`."""
     if isinstance(item, (tuple, list)):
         if len(item) == 1:
@@ -240,31 +249,8 @@ def unpack_validation(validation_data: Any) -> tuple[Any, Any, Any]:
     )
 
 
-# --------------------------------------------------------------------------- sharding over ranks
-def shard_plan(n: int, batch_size: int, rank: int, world: int) -> list[tuple[int, int, float]]:
-    """This rank's part of each global batch of an epoch: `(lo, hi, loss_scale)`, positions in the epoch's order.
-
-    Every global batch of `batch_size` samples (the last one may be smaller) is cut into `world` parts whose
-    sizes differ by one at most. A last batch with fewer samples than ranks is dropped (fewer than `world`
-    samples an epoch). `loss_scale = world * (hi - lo) / b` makes DDP's average of the ranks' gradients of
-    their batch-mean losses the gradient of the mean over the whole global batch of `b` samples.
-
-    >>> shard_plan(10, 4, rank=1, world=2)
-    [(2, 4, 1.0), (6, 8, 1.0), (9, 10, 1.0)]
-    >>> shard_plan(11, 4, rank=0, world=3)
-    [(0, 1, 0.75), (4, 5, 0.75), (8, 9, 1.0)]
-    """
-    plan = []
-    for start in range(0, n, batch_size):
-        b = min(batch_size, n - start)
-        if b < world:
-            break
-        lo, hi = shard_bounds(b, rank, world)
-        plan.append((start + lo, start + hi, world * (hi - lo) / b))
-    return plan
-
-
-def _rows(arrays: tuple[Any, Any, Any], lo: int, hi: int) -> Batch:
+def take_rows(arrays: tuple[Any, Any, Any], lo: int, hi: int) -> Rows:
+    """Samples `[lo, hi)` of `(x, y, sample_weight)` as views."""
     x, y, w = arrays
     return (
         map_tensors(lambda t: t[lo:hi], x),
@@ -273,120 +259,80 @@ def _rows(arrays: tuple[Any, Any, Any], lo: int, hi: int) -> Batch:
     )
 
 
-class ShardedArrayData:
-    """One rank's training batches from in-memory arrays: `(x, y, sample_weight, loss_scale)`.
+class EpochIterator:
+    """The batches of one `fit`, `evaluate` or `predict`: the data and how to serve it, given once.
 
-    Every rank draws the same permutation (the generators hold the same state) and takes its part of
-    each global batch (`shard_plan`); a shuffled epoch gathers only this rank's rows, once.
+    `epoch()` gives one epoch's `Batch`es, moved to `device` (unless the data lives there already).
+    With `steps_per_epoch`, each epoch takes that many batches, continuing the data where the last
+    epoch stopped (and starting it again when it runs out). `steps` is the number of steps an epoch
+    has (None for data of unknown length).
+
+    >>> it = EpochIterator(ArrayData(torch.arange(5.0), torch.arange(5)), batch_size=2, steps_per_epoch=2)
+    >>> [[b.y.tolist() for b in it.epoch()] for _ in range(2)]
+    [[[0, 1], [2, 3]], [[4], [0, 1]]]
     """
-
-    def __init__(self, data: ArrayData, rank: int, world: int) -> None:
-        self.data, self.rank, self.world, self.n = data, rank, world, data.n
-
-    def __len__(self) -> int:
-        return self.n
-
-    def steps(self, batch_size: int) -> int:
-        return len(shard_plan(self.n, batch_size, self.rank, self.world))
-
-    def batches(
-        self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None
-    ) -> Iterator[tuple[Any, Any, Any, float]]:
-        plan = shard_plan(self.n, batch_size, self.rank, self.world)
-        arrays = self.data.arrays
-        if not shuffle:
-            for lo, hi, scale in plan:
-                yield (*_rows(arrays, lo, hi), scale)
-            return
-        perm = torch.randperm(self.n, generator=generator)  # the same draw as a single process makes
-        index = torch.cat([perm[lo:hi] for lo, hi, _ in plan]) if plan else perm[:0]
-        arrays = map_tensors(lambda t: _gather(t, index), arrays)
-        at = 0
-        for lo, hi, scale in plan:
-            yield (*_rows(arrays, at, at + hi - lo), scale)
-            at += hi - lo
-
-
-class _PlanBatchSampler(Sampler):
-    """Index lists of one rank's part of each global batch (see `shard_plan`)."""
-
-    def __init__(self, n: int, batch_size: int, rank: int, world: int, shuffle: bool, generator: Any) -> None:
-        self.n, self.shuffle, self.generator = n, shuffle, generator
-        self.plan = shard_plan(n, batch_size, rank, world)
-
-    def __len__(self) -> int:
-        return len(self.plan)
-
-    def __iter__(self) -> Iterator[list[int]]:
-        order = torch.randperm(self.n, generator=self.generator) if self.shuffle else torch.arange(self.n)
-        for lo, hi, _ in self.plan:
-            yield order[lo:hi].tolist()
-
-
-class ShardedLoaderData(LoaderData):
-    """One rank's training batches from a map-style `Dataset`, with their loss scales."""
 
     def __init__(
-        self, dataset: Dataset, batch_size: int, rank: int, world: int, shuffle: bool, pin_memory: bool, generator: Any
+        self,
+        data: Any,
+        batch_size: int,
+        shuffle: bool = False,
+        steps_per_epoch: int | None = None,
+        generator: torch.Generator | None = None,
+        device: torch.device | None = None,
     ) -> None:
-        self.dataset = dataset
-        self.sampler = _PlanBatchSampler(len(dataset), batch_size, rank, world, shuffle, generator)  # type: ignore[arg-type]
-        self.loader = DataLoader(dataset, batch_sampler=self.sampler, pin_memory=pin_memory)
+        self.data, self.batch_size, self.shuffle, self.generator = data, batch_size, shuffle, generator
+        self.steps_per_epoch = steps_per_epoch
+        self.steps = steps_per_epoch or data.steps(batch_size)
+        self.device = device
+        self._move = device is not None and _needs_move(data, device)
+        self._stream: Iterator | None = None
 
-    def batches(self, batch_size: int = 0, shuffle: bool = False, generator: Any = None) -> Iterator[Any]:
-        for item, (_, _, scale) in zip(self.loader, self.sampler.plan):
-            yield (*unpack(item), scale)
+    def set_epoch(self, epoch: int) -> None:
+        """Tell the data's sampler which epoch starts (a `DistributedSampler` reshuffles by it)."""
+        set_epoch = getattr(self.data, "set_epoch", None)
+        if set_epoch is not None:
+            set_epoch(epoch)
+
+    def epoch(self) -> Iterator[Batch]:
+        """One epoch's batches."""
+        batches = self._one_pass() if self.steps_per_epoch is None else self._take(self.steps_per_epoch)
+        if not self._move:
+            return (Batch(*rows) for rows in batches)
+        move = self._to_device
+        return (Batch(move(rows[0]), move(rows[1]), move(rows[2]), *rows[3:]) for rows in batches)
+
+    def _one_pass(self) -> Iterator:
+        return self.data.batches(self.batch_size, self.shuffle, self.generator)
+
+    def _take(self, steps: int) -> Iterator:
+        if self._stream is None:
+            self._stream = self._endless()
+        for _ in range(steps):
+            try:
+                yield next(self._stream)
+            except StopIteration:
+                return
+
+    def _endless(self) -> Iterator:
+        while True:
+            empty = True
+            for rows in self._one_pass():
+                empty = False
+                yield rows
+            if empty:
+                return
+
+    def _to_device(self, t: Any) -> Any:
+        device: torch.device = self.device  # type: ignore[assignment]
+        if isinstance(t, torch.Tensor):  # the common case, without the generic walk
+            return t if t.device == device else t.to(device, non_blocking=True)
+        return map_tensors(lambda v: v if v.device == device else v.to(device, non_blocking=True), t)
 
 
-def shard_for_training(
-    data: ArrayData | LoaderData, batch_size: int, rank: int, world: int, shuffle: bool, generator: Any
-) -> ArrayData | LoaderData | ShardedArrayData:
-    """Training data for one rank. A user's own `DataLoader` (or an `IterableDataset`) is used as given:
-    it must shard itself, e.g. with a `DistributedSampler`."""
-    if not isinstance(data, ArrayData) and (data.dataset is None or isinstance(data.dataset, IterableDataset)):
-        return data
-    if batch_size < world:
-        raise ValueError(
-            f"`batch_size` ({batch_size}) is the global batch: it must be at least the world size ({world})."
-        )
-    if isinstance(data, ArrayData):
-        return ShardedArrayData(data, rank, world)
-    pin = data.loader.pin_memory
-    return ShardedLoaderData(data.dataset, batch_size, rank, world, shuffle, pin, generator)
-
-
-def shard_for_eval(data: ArrayData | LoaderData, batch_size: int, rank: int, world: int) -> ArrayData | LoaderData:
-    """Evaluation data for one rank: a contiguous share, every sample counted once over all ranks.
-
-    A user's `DataLoader` with a `DistributedSampler` is rebuilt over the rank's contiguous share, since
-    that sampler repeats samples (or drops them with `drop_last`) when `world` does not divide the dataset.
-    Other loaders are used as given: one that every rank reads whole still gives the exact means.
-    """
-    if isinstance(data, ArrayData):
-        return data.part(*shard_bounds(data.n, rank, world))
-    if data.dataset is not None and not isinstance(data.dataset, IterableDataset):
-        part = Subset(data.dataset, range(*shard_bounds(len(data.dataset), rank, world)))  # type: ignore[arg-type]
-        return LoaderData(part, batch_size, False, data.loader.pin_memory)
-    loader = data.loader
-    if isinstance(loader.sampler, DistributedSampler) and loader.batch_size is not None:
-        n = len(loader.dataset)  # type: ignore[arg-type]
-        if n % world:
-            return LoaderData(_rebuilt(loader, Subset(loader.dataset, range(*shard_bounds(n, rank, world)))), 0, False)
-    return data
-
-
-def _rebuilt(loader: DataLoader, dataset: Dataset) -> DataLoader:
-    """`loader`'s settings over another dataset, in order, without its sampler."""
-    kwargs: dict[str, Any] = dict(
-        batch_size=loader.batch_size,
-        num_workers=loader.num_workers,
-        collate_fn=loader.collate_fn,
-        pin_memory=loader.pin_memory,
-        timeout=loader.timeout,
-        worker_init_fn=loader.worker_init_fn,
-        multiprocessing_context=loader.multiprocessing_context,
-        persistent_workers=loader.persistent_workers,
-    )
-    if loader.num_workers:
-        kwargs["prefetch_factor"] = loader.prefetch_factor
-    return DataLoader(dataset, **kwargs)
+def _needs_move(data: Any, device: torch.device) -> bool:
+    """Whether batches must be copied to `device` (not when in-memory data already lives there)."""
+    arrays = getattr(data, "arrays", None)  # in-memory data: an ArrayData, or one rank's share of one
+    if arrays is None:
+        return True
+    return any(t.device != device for part in arrays if part is not None for t in leaves(part))

@@ -25,9 +25,8 @@ import os
 import signal
 import sys
 import threading
-import warnings
-from collections.abc import Container, Iterator, Sequence
-from typing import Any, Callable
+from collections.abc import Container, Sequence
+from typing import Any
 
 import torch
 
@@ -35,22 +34,13 @@ from . import checkpoint as _checkpoint
 from .callback_list import CallbackList
 from .callbacks import Callback
 from .compile_utils import CompileMetrics
-from .data import (
-    ArrayData,
-    LoaderData,
-    ShardedArrayData,
-    leaves,
-    make_data,
-    map_tensors,
-    shard_for_eval,
-    shard_for_training,
-    unpack_validation,
-)
+from .data import ArrayData, Batch, EpochIterator, make_data, unpack_validation
 from .distributed import DistContext, agree, broadcast_buffers, broadcast_generator, setup
 from .history import History
 from .logs import Logs
 from .losses import KerasLoss, Objective
 from .metrics import Mean
+from .sharding import local_batch_size, shard_for_eval, shard_for_training, warn_unsharded
 
 __all__ = ["Trainer", "KerasLoss"]
 
@@ -72,16 +62,15 @@ def _check_batch_size(batch_size: Any) -> int:
     return batch_size
 
 
-def _needs_move(data: ArrayData | LoaderData | ShardedArrayData, device: torch.device) -> bool:
-    """Whether batches must be copied to `device` (not when in-memory data already lives there)."""
-    if isinstance(data, ShardedArrayData):
-        data = data.data
-    if not isinstance(data, ArrayData):
-        return True
-    return any(t.device != device for part in data.arrays if part is not None for t in leaves(part))
-
-
-def _check_validation_freq(validation_freq: Any) -> None:
+def _check_fit_arguments(
+    validation_split: Any, steps_per_epoch: Any, epochs: Any, initial_epoch: Any, validation_freq: Any
+) -> None:
+    if not 0.0 <= validation_split < 1.0:
+        raise ValueError(f"`validation_split` must be in [0, 1), got {validation_split!r}.")
+    if steps_per_epoch is not None and (not isinstance(steps_per_epoch, int) or steps_per_epoch < 1):
+        raise ValueError(f"`steps_per_epoch` must be None or an integer >= 1, got {steps_per_epoch!r}.")
+    if not isinstance(epochs, int) or epochs < 0 or not isinstance(initial_epoch, int) or initial_epoch < 0:
+        raise ValueError(f"`epochs` and `initial_epoch` must be integers >= 0, got {epochs!r}, {initial_epoch!r}.")
     if isinstance(validation_freq, bool) or not (
         (isinstance(validation_freq, int) and validation_freq >= 1)
         or (isinstance(validation_freq, Container) and not isinstance(validation_freq, (str, bytes)))
@@ -171,16 +160,15 @@ class Trainer:
         if self.dist is not None and ddp is None:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self._net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
-        self._loss_scale = 1.0
         self.optimizer = optimizer
         self.loss = loss
         self._objective = Objective(loss)
         self.compiled_metrics = CompileMetrics(metrics, weighted_metrics, loss=self._objective.identity)
         self.precision = precision
-        self._amp_dtype = _PRECISIONS[precision]
-        self.grad_scaler = torch.amp.GradScaler(self.device.type) if self._amp_dtype == torch.float16 else None
+        amp_dtype = _PRECISIONS[precision]
+        self._amp = contextlib.nullcontext() if amp_dtype is None else torch.autocast(self.device.type, amp_dtype)
+        self.grad_scaler = torch.amp.GradScaler(self.device.type) if amp_dtype == torch.float16 else None
         self._check_next = True  # the next batch is checked against the loss (the first of each call)
-        self._move = True
         self.stop_training = False
         self.history: History | None = None
         self.run_state = _checkpoint.RunState()  # what a checkpoint keeps of the run; the last callback of a fit
@@ -254,75 +242,35 @@ class Trainer:
         """
         batch_size = _check_batch_size(batch_size)
         verbose = self._verbose(verbose)
-        if not 0.0 <= validation_split < 1.0:
-            raise ValueError(f"`validation_split` must be in [0, 1), got {validation_split!r}.")
-        if steps_per_epoch is not None and (not isinstance(steps_per_epoch, int) or steps_per_epoch < 1):
-            raise ValueError(f"`steps_per_epoch` must be None or an integer >= 1, got {steps_per_epoch!r}.")
-        if not isinstance(epochs, int) or epochs < 0 or not isinstance(initial_epoch, int) or initial_epoch < 0:
-            raise ValueError(f"`epochs` and `initial_epoch` must be integers >= 0, got {epochs!r}, {initial_epoch!r}.")
-        _check_validation_freq(validation_freq)
-        pin = self.device.type == "cuda"
-        train = make_data(x, y, sample_weight, batch_size, shuffle, pin, self.generator)
-        val = None
-        if validation_split and validation_data is None:
-            if not isinstance(train, ArrayData):
-                raise ValueError("`validation_split` needs in-memory arrays; pass `validation_data` with a Dataset.")
-            train, val = train.split(validation_split)
-        elif validation_data is not None:
-            vx, vy, vw = unpack_validation(validation_data)
-            val = make_data(vx, vy, vw, batch_size, False, pin)
+        _check_fit_arguments(validation_split, steps_per_epoch, epochs, initial_epoch, validation_freq)
+        train, val = self._fit_data(x, y, sample_weight, batch_size, shuffle, validation_split, validation_data)
         if resume_from is not None:  # after every check of the arguments and data: a refused call changes nothing
-            resumed = _checkpoint.resume(self, resume_from)
-            if resumed is not None:
-                initial_epoch = resumed
-                self.history = self.run_state.history or self.history
-        val_batch_size = batch_size
-        ctx = self.dist
-        if ctx is not None:
-            broadcast_generator(self.generator, ctx.device)  # one shuffle for all ranks
-            _warn_unsharded(train)
-            train = shard_for_training(train, batch_size, ctx.rank, ctx.world, shuffle, self.generator)
-            val_batch_size = _local_batch_size(batch_size, ctx.world)
-            val = None if val is None else shard_for_eval(val, val_batch_size, ctx.rank, ctx.world)
-        steps = steps_per_epoch or train.steps(batch_size)
-        self._move = _needs_move(train, self.device)
+            initial_epoch = self._resume(resume_from, initial_epoch)
+        train, val = self._fit_batches(train, val, batch_size, shuffle, steps_per_epoch)
         cblist = CallbackList(
-            callbacks,
-            add_history=True,
-            add_progbar=verbose != 0,
-            add_base_logger=True,
-            trainer=self,
-            epochs=epochs,
-            steps=steps,
-            verbose=verbose,
-        )
+            callbacks, add_history=True, add_progbar=verbose != 0, add_base_logger=True, trainer=self,
+            epochs=epochs, steps=train.steps, verbose=verbose,
+        )  # fmt: skip
         cblist.append(self.run_state)  # last: it saves after every other callback's on_epoch_end
         history, self.base_logger = cblist.history, cblist.base_logger
-        stream = self._batch_stream(train, batch_size, shuffle, steps_per_epoch)
-        batches = stream if ctx is None else (lambda: self._scaled(stream()))
-        set_epoch = getattr(train, "set_epoch", None)
+        self.run_state.start(cblist.callbacks, history, initial_epoch)
         self.stop_training = False
         self._check_next = True  # this call's first batch is checked against the loss again
-        self._loss_scale = 1.0  # a user's loader yields no scales: none may linger from an earlier fit
         training_logs: dict[str, float] = {}
-        guard = contextlib.nullcontext() if ctx is None else ctx.guard()
-        self.run_state.start(cblist.callbacks, history, initial_epoch)
-        with guard, _Interrupt(self) as interrupt:
+        with self._collective(), _Interrupt(self) as interrupt:
             cblist.on_train_begin()
             try:
                 for epoch in range(initial_epoch, epochs):
-                    if set_epoch is not None:
-                        set_epoch(epoch)
-                    epoch_logs = self._train_epoch(epoch, batches(), cblist)
-                    skip = interrupt.hit and ctx is None  # ranks must agree on validating: ignore Ctrl-C then
+                    train.set_epoch(epoch)
+                    epoch_logs = self._train_epoch(epoch, train, cblist)
+                    skip = interrupt.hit and self.dist is None  # ranks must agree on validating: ignore Ctrl-C then
                     if val is not None and not skip and _should_eval(epoch, validation_freq):
-                        val_logs = self._evaluate(val, val_batch_size, cblist)
-                        epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+                        epoch_logs.update({f"val_{k}": v for k, v in self._evaluate(val, cblist).items()})
                     epoch_logs = dict(sorted(epoch_logs.items()))
                     cblist.on_epoch_end(epoch, epoch_logs)
                     training_logs = epoch_logs
-                    if ctx is not None:
-                        self.stop_training = agree(self.stop_training, ctx.device)
+                    if self.dist is not None:
+                        self.stop_training = agree(self.stop_training, self.dist.device)
                     if self.stop_training:
                         break
             except KeyboardInterrupt:
@@ -352,18 +300,49 @@ class Trainer:
         if self.dist is not None:
             if isinstance(data, ArrayData) and data.n < self.dist.world and not self.built:
                 raise ValueError(f"{data.n} samples for {self.dist.world} ranks: each rank needs one to start.")
-            batch_size = _local_batch_size(batch_size, self.dist.world)
+            batch_size = local_batch_size(batch_size, self.dist.world)
             data = shard_for_eval(data, batch_size, self.dist.rank, self.dist.world)
+        batches = EpochIterator(data, batch_size, device=self.device)
         cblist = CallbackList(
-            callbacks, add_progbar=verbose != 0, trainer=self, steps=data.steps(batch_size), verbose=verbose, epochs=1
+            callbacks, add_progbar=verbose != 0, trainer=self, steps=batches.steps, verbose=verbose, epochs=1
         )
-        with contextlib.nullcontext() if self.dist is None else self.dist.guard():
-            logs = self._evaluate(data, batch_size, cblist)
+        with self._collective():
+            logs = self._evaluate(batches, cblist)
         if return_dict:
             return logs
         order = [n for n in ["loss", *(m.name for m in self.metrics)] if n in logs]  # Keras' list order
         results = [logs[n] for n in order] + [logs[k] for k in sorted(logs) if k not in order]
         return results[0] if len(results) == 1 else results
+
+    def predict(
+        self, x: Any, batch_size: int = 32, verbose: int | str = "auto", callbacks: Sequence[Callback] | None = None
+    ) -> torch.Tensor:
+        """The model's outputs for every sample, concatenated, as a CPU tensor (under `torch.inference_mode`).
+
+        Distributed, every rank predicts every sample (no sharding, no communication).
+        """
+        batch_size = _check_batch_size(batch_size)
+        verbose = self._verbose(verbose)
+        data = make_data(x, None, None, batch_size, False, self.device.type == "cuda")
+        batches = EpochIterator(data, batch_size, device=self.device)
+        cblist = CallbackList(
+            callbacks, add_progbar=verbose != 0, trainer=self, steps=batches.steps, verbose=verbose, epochs=1
+        )
+        was_training = self.model.training
+        self.model.eval()
+        outputs = []
+        cblist.on_predict_begin()
+        try:
+            with torch.inference_mode():
+                for step, batch in enumerate(batches.epoch()):
+                    cblist.on_predict_batch_begin(step)
+                    out = self.predict_step(batch)
+                    outputs.append(out)
+                    cblist.on_predict_batch_end(step, {"outputs": out})
+        finally:
+            self.model.train(was_training)
+        cblist.on_predict_end()
+        return torch.cat(outputs).float().cpu() if outputs else torch.empty(0)
 
     def save_checkpoint(self, path: str | os.PathLike) -> None:
         """Save everything needed to continue this run to `path`, atomically (see `torch_keras_metrics.checkpoint`).
@@ -386,115 +365,15 @@ class Trainer:
         self.history = self.run_state.history or self.history
         return initial_epoch
 
-    def predict(
-        self, x: Any, batch_size: int = 32, verbose: int | str = "auto", callbacks: Sequence[Callback] | None = None
-    ) -> torch.Tensor:
-        """The model's outputs for every sample, concatenated, as a CPU tensor (under `torch.inference_mode`).
+    # ------------------------------------------------------------------ the steps (Keras' names; override them)
+    def train_step(self, batch: Batch) -> Logs:
+        """One optimizer step on `batch`: forward, loss, this batch's metric values, backward, step.
 
-        Distributed, every rank predicts every sample (no sharding, no communication).
+        Returns the batch logs (`loss` and each metric's value for this batch, read lazily).
         """
-        batch_size = _check_batch_size(batch_size)
-        verbose = self._verbose(verbose)
-        data = make_data(x, None, None, batch_size, False, self.device.type == "cuda")
-        cblist = CallbackList(
-            callbacks, add_progbar=verbose != 0, trainer=self, steps=data.steps(batch_size), verbose=verbose, epochs=1
-        )
-        was_training = self.model.training
-        self.model.eval()
-        outputs = []
-        cblist.on_predict_begin()
-        try:
-            with torch.inference_mode():
-                for step, (bx, _, _) in enumerate(data.batches(batch_size)):
-                    cblist.on_predict_batch_begin(step)
-                    with self._autocast():
-                        out = self.model(self._to_device(bx))
-                    outputs.append(out)
-                    cblist.on_predict_batch_end(step, {"outputs": out})
-        finally:
-            self.model.train(was_training)
-        cblist.on_predict_end()
-        return torch.cat(outputs).float().cpu() if outputs else torch.empty(0)
-
-    # ------------------------------------------------------------------ loops
-    def _verbose(self, verbose: Any) -> int:
-        """Keras' `verbose`, forced to 0 on every rank but 0 (one progress bar for the group)."""
-        verbose = _resolve_verbose(verbose)
-        return verbose if self.dist is None or self.dist.main else 0
-
-    def _scaled(self, batches: Iterator) -> Iterator:
-        """Batches without their loss scale, which goes to `self._loss_scale` for the step about to run."""
-        for batch in batches:
-            if len(batch) == 4:
-                self._loss_scale = batch[3]
-                yield batch[:3]
-            else:
-                yield batch
-
-    def _batch_stream(
-        self, data: ArrayData | LoaderData, batch_size: int, shuffle: bool, steps_per_epoch: int | None
-    ) -> Callable[[], Iterator]:
-        """A function giving each epoch's batches; with `steps_per_epoch`, epochs continue one stream."""
-        if steps_per_epoch is None:
-            return lambda: data.batches(batch_size, shuffle, self.generator)
-
-        def endless() -> Iterator:
-            while True:
-                empty = True
-                for b in data.batches(batch_size, shuffle, self.generator):
-                    empty = False
-                    yield b
-                if empty:
-                    return
-
-        stream = endless()
-
-        def take() -> Iterator:
-            for _ in range(steps_per_epoch):
-                try:
-                    yield next(stream)
-                except StopIteration:
-                    return
-
-        return take
-
-    def _train_epoch(self, epoch: int, batches: Iterator, cblist: CallbackList) -> dict[str, float]:
-        self.compiled_metrics.reset()
-        self.model.train()
-        cblist.on_epoch_begin(epoch)
-        running, move, step_fn = self.compiled_metrics.running, self._move, self._train_step
-        can_stop = self.dist is None  # distributed, every rank must run the same steps: stop at epoch end
-        begin_calls, end_calls = cblist.batch_hooks("on_train_batch_begin"), cblist.batch_hooks("on_train_batch_end")
-        for step, (x, y, w) in enumerate(batches):
-            for f in begin_calls:
-                f(step, None)
-            if move:
-                x, y, w = self._to_device(x), self._to_device(y), self._to_device(w)
-            values, size = step_fn(x, y, w)
-            logs = Logs(values, size, running)
-            for f in end_calls:
-                f(step, logs)
-            if self.stop_training and can_stop:
-                break
-        return self.compiled_metrics.epoch_logs(self.dist, self.device)
-
-    def _train_step(self, x: Any, y: Any, w: Any) -> tuple[dict[str, Any], int]:
-        if self._check_next:
-            return self._first_step(x, y, w, train=True)
-        if self._amp_dtype is None:
-            y_pred = self._net(x)
-            loss = self._objective(y_pred, y, w)
-        else:
-            with self._autocast():
-                y_pred = self._net(x)
-                loss = self._objective(y_pred, y, w)
-        values = self.compiled_metrics.update(loss, y, y_pred.detach(), w)
-        self._step(loss)
-        return values, y_pred.shape[0]
-
-    def _step(self, loss: torch.Tensor) -> None:
-        if self._loss_scale != 1.0:  # a rank's uneven share of a global batch (see data.shard_plan)
-            loss = loss * self._loss_scale
+        y_pred, loss, values = self._forward_and_update(self._net, batch)
+        if batch.loss_scale != 1.0:  # a rank's uneven share of a global batch (see sharding.shard_plan)
+            loss = loss * batch.loss_scale
         self.optimizer.zero_grad(set_to_none=True)
         if self.grad_scaler is None:
             loss.backward()
@@ -503,20 +382,53 @@ class Trainer:
             self.grad_scaler.scale(loss).backward()
             self.grad_scaler.step(self.optimizer)
             self.grad_scaler.update()
+        return Logs(values, y_pred.shape[0], self.compiled_metrics.running)
 
-    def _first_step(self, x: Any, y: Any, w: Any, train: bool) -> tuple[dict[str, Any], int]:
-        """The first batch of each `fit`/`evaluate`: shapes checked (and, once, the metrics resolved)
-        before any weight or metric changes; a refused batch leaves the trainer as it was."""
-        with self._autocast():
-            y_pred = (self._net if train else self.model)(x)
-            loss = self._objective.checked(y_pred, y, w)
-        values = self.compiled_metrics.first_update(loss, y, y_pred.detach(), w, self.device)
-        if train:
-            self._step(loss)
-        self._check_next = False
-        return values, y_pred.shape[0]
+    def test_step(self, batch: Batch) -> Logs:
+        """One batch of evaluation (the model in eval mode, under the caller's inference mode); its batch logs."""
+        y_pred, _, values = self._forward_and_update(self.model, batch)
+        return Logs(values, y_pred.shape[0], self.compiled_metrics.running)
 
-    def _evaluate(self, data: ArrayData | LoaderData, batch_size: int, cblist: CallbackList) -> dict[str, float]:
+    def predict_step(self, batch: Batch) -> Any:
+        """The model's output for one batch."""
+        with self._amp:
+            return self.model(batch.x)
+
+    def _forward_and_update(self, net: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        """Forward, loss and metric update: `(y_pred, loss, values)`. The first batch of each `fit` or
+        `evaluate` is checked (shapes against the loss; the metrics built) before any state changes."""
+        x, y, w = batch.x, batch.y, batch.sample_weight
+        if self._check_next:
+            with self._amp:
+                y_pred = net(x)
+                loss = self._objective.checked(y_pred, y, w)
+            values = self.compiled_metrics.first_update(loss, y, y_pred.detach(), w, self.device)
+            self._check_next = False
+            return y_pred, loss, values
+        with self._amp:
+            y_pred = net(x)
+            loss = self._objective(y_pred, y, w)
+        return y_pred, loss, self.compiled_metrics.update(loss, y, y_pred.detach(), w)
+
+    # ------------------------------------------------------------------ loops
+    def _train_epoch(self, epoch: int, batches: EpochIterator, cblist: CallbackList) -> dict[str, float]:
+        self.compiled_metrics.reset()
+        self.model.train()
+        cblist.on_epoch_begin(epoch)
+        step_fn = self.train_step
+        can_stop = self.dist is None  # distributed, every rank must run the same steps: stop at epoch end
+        begin_calls, end_calls = cblist.batch_hooks("on_train_batch_begin"), cblist.batch_hooks("on_train_batch_end")
+        for step, batch in enumerate(batches.epoch()):
+            for f in begin_calls:
+                f(step, None)
+            logs = step_fn(batch)
+            for f in end_calls:
+                f(step, logs)
+            if self.stop_training and can_stop:
+                break
+        return self.compiled_metrics.epoch_logs(self.dist, self.device)
+
+    def _evaluate(self, batches: EpochIterator, cblist: CallbackList) -> dict[str, float]:
         self.compiled_metrics.reset()
         self._check_next = True  # validation data gets its own first-batch check
         if self.dist is not None:
@@ -524,54 +436,65 @@ class Trainer:
         was_training = self.model.training
         self.model.eval()
         cblist.on_test_begin()
-        running = self.compiled_metrics.running
+        begin_calls, end_calls = cblist.batch_hooks("on_test_batch_begin"), cblist.batch_hooks("on_test_batch_end")
         try:
             with torch.inference_mode():
-                for step, (x, y, w) in enumerate(data.batches(batch_size)):
-                    cblist.on_test_batch_begin(step)
-                    x, y, w = self._to_device(x), self._to_device(y), self._to_device(w)
-                    if self._check_next:
-                        values, size = self._first_step(x, y, w, train=False)
-                    else:
-                        with self._autocast():
-                            y_pred = self.model(x)
-                            loss = self._objective(y_pred, y, w)
-                        values, size = self.compiled_metrics.update(loss, y, y_pred, w), y_pred.shape[0]
-                    cblist.on_test_batch_end(step, Logs(values, size, running))
+                for step, batch in enumerate(batches.epoch()):
+                    for f in begin_calls:
+                        f(step, None)
+                    logs = self.test_step(batch)
+                    for f in end_calls:
+                        f(step, logs)
         finally:
             self.model.train(was_training)
         logs = self.compiled_metrics.epoch_logs(self.dist, self.device)
         cblist.on_test_end(logs)
         return logs
 
-    def _to_device(self, t: Any) -> Any:
-        if isinstance(t, torch.Tensor):  # the common case, without the generic walk
-            return t if t.device == self.device else t.to(self.device, non_blocking=True)
-        device = self.device
-        return map_tensors(lambda v: v if v.device == device else v.to(device, non_blocking=True), t)
+    # ------------------------------------------------------------------ set-up of a call
+    def _fit_data(
+        self, x: Any, y: Any, sample_weight: Any, batch_size: int, shuffle: bool, validation_split: float,
+        validation_data: Any,
+    ) -> tuple[Any, Any]:  # fmt: skip
+        """A fit's training and validation data, checked and split (the last fraction, before shuffling)."""
+        pin = self.device.type == "cuda"
+        train = make_data(x, y, sample_weight, batch_size, shuffle, pin, self.generator)
+        if validation_split and validation_data is None:
+            if not isinstance(train, ArrayData):
+                raise ValueError("`validation_split` needs in-memory arrays; pass `validation_data` with a Dataset.")
+            return train.split(validation_split)
+        if validation_data is not None:
+            vx, vy, vw = unpack_validation(validation_data)
+            return train, make_data(vx, vy, vw, batch_size, False, pin)
+        return train, None
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self._amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self._amp_dtype)
+    def _fit_batches(
+        self, train: Any, val: Any, batch_size: int, shuffle: bool, steps_per_epoch: int | None
+    ) -> tuple[EpochIterator, EpochIterator | None]:
+        """The fit's batches on the device; distributed, this rank's share of them, drawn in one shuffle."""
+        val_batch_size = batch_size
+        ctx = self.dist
+        if ctx is not None:
+            broadcast_generator(self.generator, ctx.device)  # one shuffle for all ranks
+            warn_unsharded(train)
+            train = shard_for_training(train, batch_size, ctx.rank, ctx.world, shuffle, self.generator)
+            val_batch_size = local_batch_size(batch_size, ctx.world)
+            val = None if val is None else shard_for_eval(val, val_batch_size, ctx.rank, ctx.world)
+        train_batches = EpochIterator(train, batch_size, shuffle, steps_per_epoch, self.generator, self.device)
+        return train_batches, None if val is None else EpochIterator(val, val_batch_size, device=self.device)
 
+    def _resume(self, resume_from: str | os.PathLike, initial_epoch: int) -> int:
+        resumed = _checkpoint.resume(self, resume_from)
+        if resumed is None:
+            return initial_epoch
+        self.history = self.run_state.history or self.history
+        return resumed
 
-def _local_batch_size(batch_size: int, world: int) -> int:
-    """A rank's share of a global batch, rounded up (evaluation batches)."""
-    return -(-batch_size // world)
+    def _verbose(self, verbose: Any) -> int:
+        """Keras' `verbose`, forced to 0 on every rank but 0 (one progress bar for the group)."""
+        verbose = _resolve_verbose(verbose)
+        return verbose if self.dist is None or self.dist.main else 0
 
-
-def _warn_unsharded(data: Any) -> None:
-    """A user's DataLoader without a DistributedSampler feeds every rank the whole dataset."""
-    if not isinstance(data, LoaderData) or data.dataset is not None:
-        return
-    loader = data.loader
-    samplers = (loader.sampler, getattr(loader.batch_sampler, "sampler", None), loader.batch_sampler)
-    if isinstance(loader.dataset, torch.utils.data.IterableDataset):
-        return  # it may shard itself by rank: nothing to tell
-    if not any(isinstance(s, torch.utils.data.DistributedSampler) for s in samplers):
-        warnings.warn(
-            "Distributed training with a DataLoader without a DistributedSampler: every rank trains on the "
-            "whole dataset. Pass the Dataset itself (the Trainer shards it) or use a DistributedSampler.",
-            stacklevel=3,
-        )
+    def _collective(self) -> contextlib.AbstractContextManager:
+        """Around a run all ranks take part in: an error on one rank is told to the others."""
+        return contextlib.nullcontext() if self.dist is None else self.dist.guard()
