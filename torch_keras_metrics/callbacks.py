@@ -113,7 +113,7 @@ class BaseLogger(Callback):
     so it never reads a device value per batch. Its numbers are in `averages` (the last epoch) and
     `history` (every epoch). With `overwrite=True` it also writes them into the epoch logs, as Keras 2
     did; by default the epoch logs keep the stateful (Keras 3) results. Without sample weights both
-    agree; with sample weights, or a metric function that returns a batch mean, they differ (SEMANTICS §4).
+    agree; with sample weights, or a metric function that returns a batch mean, they differ (docs/semantics.md §9).
     """
 
     def __init__(self, overwrite: bool = False) -> None:

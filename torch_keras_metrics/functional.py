@@ -6,7 +6,7 @@ reduce them. The code reads no tensor value on the host, so it runs unchanged on
 CUDA and `meta` tensors and traces under `torch.compile(fullgraph=True)`.
 
 Where Keras' torch backend misbehaves these kernels follow the rule instead
-(see SEMANTICS.md): labels are compared as integers, an out-of-range label is wrong
+(docs/semantics.md §17, edge cases §3): labels are compared as integers, an out-of-range label is wrong
 rather than an out-of-bounds read, and `k` larger than the number of classes means
 every in-range label is in the top k.
 

@@ -2,7 +2,7 @@
 
 Every metric holds two float64 buffers, `total` and `count`, and follows Keras 3's
 `Mean`/`MeanMetricWrapper` rules for reducing per-element values and sample weights
-(SEMANTICS.md section 2). They speak three dialects:
+(docs/semantics.md §4; float64 states §5). They speak three dialects:
 
 * Keras: `update_state(y_true, y_pred, sample_weight=None)`, `result()`, `reset_state()`, `name`;
 * torch: `metric(y_true, y_pred)` adds the batch and returns that batch's own value,
@@ -485,7 +485,7 @@ def _is_binary_loss(loss: Any) -> tuple[bool, bool]:
 
 
 def resolve_accuracy(name: str, y_true: Any, y_pred: Any, loss: Any = None) -> Mean:
-    """The accuracy that `"accuracy"`/`"acc"` means for these shapes and this loss (SEMANTICS section 3).
+    """The accuracy that `"accuracy"`/`"acc"` means for these shapes and this loss (docs/semantics.md §6).
 
     Binary when the loss is torch's `BCELoss`/`BCEWithLogitsLoss` (threshold 0 on logits) or
     `y_pred`'s last axis has size 1; sparse categorical when `y_true` has lower rank than
