@@ -3,7 +3,7 @@
 Every property draws inputs with hypothesis (derandomized, so CI sees the same examples each run),
 feeds the same values to `torch_keras_metrics.functional.<name>` and to
 `keras.src.metrics.accuracy_metrics.<name>`, and asserts the two results have the same shape and
-exactly the same float32 values. Where SEMANTICS.md names a deliberate departure from Keras
+exactly the same float32 values. Where docs/semantics.md §17 names a deliberate departure from Keras
 (out-of-range sparse labels, k > C, label comparison in integers) the test asserts our rule instead.
 Cases once found to differ from Keras (and since fixed) are pinned as regular tests at the end.
 """
@@ -329,7 +329,7 @@ def test_public_keras_function_is_the_same_function(keras, name):
         assert getattr(keras.metrics, name) is getattr(KA, name)
 
 
-# --------------------------------------------------------------------------- 2. worked examples of SEMANTICS §1
+# ----------------------------------------------------------- 2. worked examples of docs/semantics.md §2
 
 
 def test_worked_example_binary():
@@ -454,7 +454,7 @@ def test_large_labels_compared_as_integers_in_half_precision(dtype):
 
 
 # --------------------------------------------------------------------------- cases once found to differ from Keras
-# These assert Keras' value: each was a departure that SEMANTICS.md does not name, fixed to follow Keras.
+# These assert Keras' value: each was a departure from Keras, fixed to follow it (docs/semantics.md §16).
 
 
 @pytest.mark.parametrize("n", [1, 3])

@@ -64,7 +64,7 @@ def toy(n=70, seed=0):
     return x, (x[:, 0] > 0).long() + (x[:, 1] > 1).long()
 
 
-# --------------------------------------------------------------------------- epoch reduction (SEMANTICS §4)
+# --------------------------------------------------------------------------- epoch reduction (docs/semantics.md §9)
 
 
 def test_ragged_last_batch_gives_size_weighted_mean_not_max_last_or_plain_mean():

@@ -229,7 +229,7 @@ def test_base_logger_keras2_reduction(both):
     """Keras 2's BaseLogger (size-weighted mean of batch values) against Keras 3's stateful results.
 
     Loss: always equal (Keras 3 also weights batch losses by batch size). Unweighted accuracies:
-    equal. Weighted metrics and the scalar custom metric: different, as SEMANTICS §4 says.
+    equal. Weighted metrics and the scalar custom metric: different, as docs/semantics.md §9 says.
     """
     case, r = both
     hist, base = r["hist"], r["trainer"].base_logger
