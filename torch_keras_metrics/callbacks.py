@@ -129,7 +129,7 @@ class BaseLogger(Callback):
 
     def on_batch_end(self, batch: int, logs: Mapping | None = None) -> None:
         if type(logs) is Logs:
-            self._values.append(logs._values)
+            self._values.append(logs.tensors())
             self._sizes.append(logs.size)
         else:
             self._values.append(raw_values(logs))

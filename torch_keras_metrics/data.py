@@ -161,34 +161,46 @@ def gather_rows(t: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
 
 
 class LoaderData:
-    """A `DataLoader` (or a `Dataset` wrapped in one) yielding `(x, y)` or `(x, y, sample_weight)` (or `x`)."""
+    """A `DataLoader`, or a `Dataset` batched by one, yielding `(x, y)` or `(x, y, sample_weight)` (or `x`).
 
-    def __init__(
-        self,
-        source: Dataset | DataLoader,
-        batch_size: int,
-        shuffle: bool,
-        pin_memory: bool = False,
-        generator: torch.Generator | None = None,
-    ) -> None:
+    A user's own `DataLoader` is used as it is (`dataset` is then None). A `Dataset` gets a `DataLoader`
+    made for the batch size, shuffling and generator `batches` is called with (an `IterableDataset`
+    orders itself: it is never shuffled).
+    """
+
+    def __init__(self, source: Dataset | DataLoader, pin_memory: bool = False) -> None:
         self.dataset = None if isinstance(source, DataLoader) else source  # None: the user's own loader
-        if isinstance(source, DataLoader):
-            self.loader = source
-        elif isinstance(source, IterableDataset):  # it orders itself: no shuffling, no sampler
-            self.loader = DataLoader(source, batch_size=batch_size, pin_memory=pin_memory)
-        else:
-            self.loader = DataLoader(
-                source, batch_size=batch_size, shuffle=shuffle, pin_memory=pin_memory, generator=generator
-            )
+        self.pin_memory = pin_memory
+        self.loader: DataLoader | None = source if isinstance(source, DataLoader) else None
+        self._made_for: tuple[int, bool, Any] | None = None
+
+    def _loader(self, batch_size: int, shuffle: bool = False, generator: Any = None) -> DataLoader:
+        if self.dataset is None:
+            return self.loader  # type: ignore[return-value]
+        if self.loader is None or self._made_for != (batch_size, shuffle, generator):
+            if isinstance(self.dataset, IterableDataset):
+                self.loader = DataLoader(self.dataset, batch_size=batch_size, pin_memory=self.pin_memory)
+            else:
+                self.loader = DataLoader(
+                    self.dataset,
+                    batch_size=batch_size,
+                    shuffle=shuffle,
+                    pin_memory=self.pin_memory,
+                    generator=generator,
+                )
+            self._made_for = (batch_size, shuffle, generator)
+        return self.loader
 
     def steps(self, batch_size: int) -> int | None:
         try:
-            return len(self.loader)
+            return len(self._loader(batch_size))
         except TypeError:  # an IterableDataset without __len__
             return None
 
     def set_epoch(self, epoch: int) -> None:
         """Tell a `DistributedSampler` (or any sampler with `set_epoch`) which epoch starts, as torch asks."""
+        if self.loader is None:
+            return
         for sampler in (self.loader.sampler, getattr(self.loader.batch_sampler, "sampler", None)):
             if hasattr(sampler, "set_epoch"):
                 sampler.set_epoch(epoch)
@@ -196,8 +208,8 @@ class LoaderData:
         if hasattr(self.loader.batch_sampler, "set_epoch"):
             self.loader.batch_sampler.set_epoch(epoch)
 
-    def batches(self, batch_size: int = 0, shuffle: bool = False, generator: Any = None) -> Iterator[Rows]:
-        for item in self.loader:
+    def batches(self, batch_size: int, shuffle: bool = False, generator: Any = None) -> Iterator[Rows]:
+        for item in self._loader(batch_size, shuffle, generator):
             yield unpack(item)
 
 
@@ -216,22 +228,14 @@ def unpack(item: Any) -> Rows:
     return item, None, None
 
 
-def make_data(
-    x: Any,
-    y: Any,
-    sample_weight: Any,
-    batch_size: int,
-    shuffle: bool,
-    pin_memory: bool = False,
-    generator: torch.Generator | None = None,
-) -> ArrayData | LoaderData:
+def make_data(x: Any, y: Any, sample_weight: Any, pin_memory: bool = False) -> ArrayData | LoaderData:
     """ArrayData for arrays and tensors; LoaderData for a Dataset or DataLoader (then `y` must be None)."""
     if isinstance(x, (Dataset, DataLoader)):
         if y is not None or sample_weight is not None:
             raise ValueError(
                 f"`x` is a {type(x).__name__}: it must yield the targets itself, so pass no `y` or `sample_weight`."
             )
-        return LoaderData(x, batch_size, shuffle, pin_memory, generator)
+        return LoaderData(x, pin_memory)
     if x is None:
         raise ValueError("`x` is required: a tensor, an array, a Dataset or a DataLoader.")
     return ArrayData(x, y, sample_weight, pin_memory=pin_memory)

@@ -46,7 +46,7 @@ class History(Callback):
 
     def on_train_batch_end(self, batch: int, logs: Mapping | None = None) -> None:
         if type(logs) is Logs:  # the common case, without the generic helpers
-            self._values.append(logs._values)
+            self._values.append(logs.tensors())
             self._sizes.append(logs.size)
         else:
             self._values.append(raw_values(logs))

@@ -108,9 +108,12 @@ class ShardedLoaderData(LoaderData):
     def __init__(
         self, dataset: Dataset, batch_size: int, rank: int, world: int, shuffle: bool, pin_memory: bool, generator: Any
     ) -> None:
-        self.dataset = dataset
+        super().__init__(dataset, pin_memory)
         self.sampler = _PlanBatchSampler(len(dataset), batch_size, rank, world, shuffle, generator)  # type: ignore[arg-type]
         self.loader = DataLoader(dataset, batch_sampler=self.sampler, pin_memory=pin_memory)
+
+    def steps(self, batch_size: int) -> int:
+        return len(self.sampler)
 
     def batches(self, batch_size: int = 0, shuffle: bool = False, generator: Any = None) -> Iterator[Any]:
         for item, (_, _, scale) in zip(self.loader, self.sampler.plan):
@@ -130,11 +133,10 @@ def shard_for_training(
         )
     if isinstance(data, ArrayData):
         return ShardedArrayData(data, rank, world)
-    pin = data.loader.pin_memory
-    return ShardedLoaderData(data.dataset, batch_size, rank, world, shuffle, pin, generator)
+    return ShardedLoaderData(data.dataset, batch_size, rank, world, shuffle, data.pin_memory, generator)
 
 
-def shard_for_eval(data: ArrayData | LoaderData, batch_size: int, rank: int, world: int) -> ArrayData | LoaderData:
+def shard_for_eval(data: ArrayData | LoaderData, rank: int, world: int) -> ArrayData | LoaderData:
     """Evaluation data for one rank: a contiguous share, every sample counted once over all ranks.
 
     A user's `DataLoader` with a `DistributedSampler` is rebuilt over the rank's contiguous share, since
@@ -145,12 +147,12 @@ def shard_for_eval(data: ArrayData | LoaderData, batch_size: int, rank: int, wor
         return data.part(*shard_bounds(data.n, rank, world))
     if data.dataset is not None and not isinstance(data.dataset, IterableDataset):
         part = Subset(data.dataset, range(*shard_bounds(len(data.dataset), rank, world)))  # type: ignore[arg-type]
-        return LoaderData(part, batch_size, False, data.loader.pin_memory)
+        return LoaderData(part, data.pin_memory)
     loader = data.loader
     if isinstance(loader.sampler, DistributedSampler) and loader.batch_size is not None:
         n = len(loader.dataset)  # type: ignore[arg-type]
         if n % world:
-            return LoaderData(_rebuilt(loader, Subset(loader.dataset, range(*shard_bounds(n, rank, world)))), 0, False)
+            return LoaderData(_rebuilt(loader, Subset(loader.dataset, range(*shard_bounds(n, rank, world)))))
     return data
 
 

@@ -243,7 +243,7 @@ class Trainer:
         batch_size = _check_batch_size(batch_size)
         verbose = self._verbose(verbose)
         _check_fit_arguments(validation_split, steps_per_epoch, epochs, initial_epoch, validation_freq)
-        train, val = self._fit_data(x, y, sample_weight, batch_size, shuffle, validation_split, validation_data)
+        train, val = self._fit_data(x, y, sample_weight, validation_split, validation_data)
         if resume_from is not None:  # after every check of the arguments and data: a refused call changes nothing
             initial_epoch = self._resume(resume_from, initial_epoch)
         train, val = self._fit_batches(train, val, batch_size, shuffle, steps_per_epoch)
@@ -296,12 +296,12 @@ class Trainer:
         """
         batch_size = _check_batch_size(batch_size)
         verbose = self._verbose(verbose)
-        data = make_data(x, y, sample_weight, batch_size, False, self.device.type == "cuda")
+        data = make_data(x, y, sample_weight, self.device.type == "cuda")
         if self.dist is not None:
             if isinstance(data, ArrayData) and data.n < self.dist.world and not self.built:
                 raise ValueError(f"{data.n} samples for {self.dist.world} ranks: each rank needs one to start.")
             batch_size = local_batch_size(batch_size, self.dist.world)
-            data = shard_for_eval(data, batch_size, self.dist.rank, self.dist.world)
+            data = shard_for_eval(data, self.dist.rank, self.dist.world)
         batches = EpochIterator(data, batch_size, device=self.device)
         cblist = CallbackList(
             callbacks, add_progbar=verbose != 0, trainer=self, steps=batches.steps, verbose=verbose, epochs=1
@@ -323,7 +323,7 @@ class Trainer:
         """
         batch_size = _check_batch_size(batch_size)
         verbose = self._verbose(verbose)
-        data = make_data(x, None, None, batch_size, False, self.device.type == "cuda")
+        data = make_data(x, None, None, self.device.type == "cuda")
         batches = EpochIterator(data, batch_size, device=self.device)
         cblist = CallbackList(
             callbacks, add_progbar=verbose != 0, trainer=self, steps=batches.steps, verbose=verbose, epochs=1
@@ -453,19 +453,18 @@ class Trainer:
 
     # ------------------------------------------------------------------ set-up of a call
     def _fit_data(
-        self, x: Any, y: Any, sample_weight: Any, batch_size: int, shuffle: bool, validation_split: float,
-        validation_data: Any,
-    ) -> tuple[Any, Any]:  # fmt: skip
+        self, x: Any, y: Any, sample_weight: Any, validation_split: float, validation_data: Any
+    ) -> tuple[Any, Any]:
         """A fit's training and validation data, checked and split (the last fraction, before shuffling)."""
         pin = self.device.type == "cuda"
-        train = make_data(x, y, sample_weight, batch_size, shuffle, pin, self.generator)
+        train = make_data(x, y, sample_weight, pin)
         if validation_split and validation_data is None:
             if not isinstance(train, ArrayData):
                 raise ValueError("`validation_split` needs in-memory arrays; pass `validation_data` with a Dataset.")
             return train.split(validation_split)
         if validation_data is not None:
             vx, vy, vw = unpack_validation(validation_data)
-            return train, make_data(vx, vy, vw, batch_size, False, pin)
+            return train, make_data(vx, vy, vw, pin)
         return train, None
 
     def _fit_batches(
@@ -479,7 +478,7 @@ class Trainer:
             warn_unsharded(train)
             train = shard_for_training(train, batch_size, ctx.rank, ctx.world, shuffle, self.generator)
             val_batch_size = local_batch_size(batch_size, ctx.world)
-            val = None if val is None else shard_for_eval(val, val_batch_size, ctx.rank, ctx.world)
+            val = None if val is None else shard_for_eval(val, ctx.rank, ctx.world)
         train_batches = EpochIterator(train, batch_size, shuffle, steps_per_epoch, self.generator, self.device)
         return train_batches, None if val is None else EpochIterator(val, val_batch_size, device=self.device)
 
