@@ -241,6 +241,22 @@ def make_data(x: Any, y: Any, sample_weight: Any, pin_memory: bool = False) -> A
     return ArrayData(x, y, sample_weight, pin_memory=pin_memory)
 
 
+def fit_data(
+    x: Any, y: Any, sample_weight: Any, validation_split: float, validation_data: Any, pin_memory: bool = False
+) -> tuple[ArrayData | LoaderData, ArrayData | LoaderData | None]:
+    """A fit's training and validation data, checked, and split as Keras splits (the last fraction, before
+    any shuffling) when `validation_split` is given without `validation_data`."""
+    train = make_data(x, y, sample_weight, pin_memory)
+    if validation_split and validation_data is None:
+        if not isinstance(train, ArrayData):
+            raise ValueError("`validation_split` needs in-memory arrays; pass `validation_data` with a Dataset.")
+        return train.split(validation_split)
+    if validation_data is not None:
+        vx, vy, vw = unpack_validation(validation_data)
+        return train, make_data(vx, vy, vw, pin_memory)
+    return train, None
+
+
 def unpack_validation(validation_data: Any) -> tuple[Any, Any, Any]:
     """`validation_data` as (x, y, sample_weight); a Dataset/DataLoader goes through as x."""
     if isinstance(validation_data, (Dataset, DataLoader)):

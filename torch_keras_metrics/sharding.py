@@ -21,7 +21,15 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDa
 from .data import ArrayData, LoaderData, gather_rows, map_tensors, take_rows, unpack
 from .distributed import shard_bounds
 
-__all__ = ["shard_plan", "shard_for_training", "shard_for_eval", "local_batch_size", "warn_unsharded"]
+__all__ = [
+    "shard_plan",
+    "shard_for_fit",
+    "shard_for_evaluate",
+    "shard_for_training",
+    "shard_for_eval",
+    "local_batch_size",
+    "warn_unsharded",
+]
 
 
 def shard_plan(n: int, batch_size: int, rank: int, world: int) -> list[tuple[int, int, float]]:
@@ -192,3 +200,32 @@ def warn_unsharded(data: Any) -> None:
             "whole dataset. Pass the Dataset itself (the Trainer shards it) or use a DistributedSampler.",
             stacklevel=4,
         )
+
+
+def shard_for_fit(
+    train: Any, val: Any, batch_size: int, shuffle: bool, generator: Any, dist: Any
+) -> tuple[Any, Any, int]:
+    """A fit's training and validation data for this rank, and the validation batch size.
+
+    Without a group (`dist` None) they are returned as they are. The ranks' generators must hold the same
+    state (the Trainer broadcasts rank 0's), so that they draw the same shuffle.
+    """
+    if dist is None:
+        return train, val, batch_size
+    warn_unsharded(train)
+    train = shard_for_training(train, batch_size, dist.rank, dist.world, shuffle, generator)
+    val_batch_size = local_batch_size(batch_size, dist.world)
+    return train, None if val is None else shard_for_eval(val, dist.rank, dist.world), val_batch_size
+
+
+def shard_for_evaluate(data: Any, batch_size: int, dist: Any, built: bool = True) -> tuple[Any, int]:
+    """`evaluate`'s data for this rank and its batch size (`ceil(batch_size / world)`); as given without a group.
+
+    Unless the metrics are `built` already, each rank needs one sample to start: fewer samples than ranks raise.
+    """
+    if dist is None:
+        return data, batch_size
+    if isinstance(data, ArrayData) and data.n < dist.world and not built:
+        raise ValueError(f"{data.n} samples for {dist.world} ranks: each rank needs one to start.")
+    batch_size = local_batch_size(batch_size, dist.world)
+    return shard_for_eval(data, dist.rank, dist.world), batch_size

@@ -34,13 +34,13 @@ from . import checkpoint as _checkpoint
 from .callback_list import CallbackList
 from .callbacks import Callback
 from .compile_utils import CompileMetrics
-from .data import ArrayData, Batch, EpochIterator, make_data, unpack_validation
+from .data import Batch, EpochIterator, fit_data, make_data
 from .distributed import DistContext, agree, broadcast_buffers, broadcast_generator, setup
 from .history import History
 from .logs import Logs
 from .losses import KerasLoss, Objective
 from .metrics import Mean
-from .sharding import local_batch_size, shard_for_eval, shard_for_training, warn_unsharded
+from .sharding import shard_for_evaluate, shard_for_fit
 
 __all__ = ["Trainer", "KerasLoss"]
 
@@ -243,10 +243,15 @@ class Trainer:
         batch_size = _check_batch_size(batch_size)
         verbose = self._verbose(verbose)
         _check_fit_arguments(validation_split, steps_per_epoch, epochs, initial_epoch, validation_freq)
-        train, val = self._fit_data(x, y, sample_weight, validation_split, validation_data)
+        pin = self.device.type == "cuda"
+        train, val = fit_data(x, y, sample_weight, validation_split, validation_data, pin)
         if resume_from is not None:  # after every check of the arguments and data: a refused call changes nothing
             initial_epoch = self._resume(resume_from, initial_epoch)
-        train, val = self._fit_batches(train, val, batch_size, shuffle, steps_per_epoch)
+        if self.dist is not None:
+            broadcast_generator(self.generator, self.dist.device)  # one shuffle for all ranks
+        train, val, val_batch_size = shard_for_fit(train, val, batch_size, shuffle, self.generator, self.dist)
+        train = EpochIterator(train, batch_size, shuffle, steps_per_epoch, self.generator, self.device)
+        val = None if val is None else EpochIterator(val, val_batch_size, device=self.device)
         cblist = CallbackList(
             callbacks, add_history=True, add_progbar=verbose != 0, add_base_logger=True, trainer=self,
             epochs=epochs, steps=train.steps, verbose=verbose,
@@ -297,11 +302,7 @@ class Trainer:
         batch_size = _check_batch_size(batch_size)
         verbose = self._verbose(verbose)
         data = make_data(x, y, sample_weight, self.device.type == "cuda")
-        if self.dist is not None:
-            if isinstance(data, ArrayData) and data.n < self.dist.world and not self.built:
-                raise ValueError(f"{data.n} samples for {self.dist.world} ranks: each rank needs one to start.")
-            batch_size = local_batch_size(batch_size, self.dist.world)
-            data = shard_for_eval(data, self.dist.rank, self.dist.world)
+        data, batch_size = shard_for_evaluate(data, batch_size, self.dist, built=self.built)
         batches = EpochIterator(data, batch_size, device=self.device)
         cblist = CallbackList(
             callbacks, add_progbar=verbose != 0, trainer=self, steps=batches.steps, verbose=verbose, epochs=1
@@ -452,36 +453,6 @@ class Trainer:
         return logs
 
     # ------------------------------------------------------------------ set-up of a call
-    def _fit_data(
-        self, x: Any, y: Any, sample_weight: Any, validation_split: float, validation_data: Any
-    ) -> tuple[Any, Any]:
-        """A fit's training and validation data, checked and split (the last fraction, before shuffling)."""
-        pin = self.device.type == "cuda"
-        train = make_data(x, y, sample_weight, pin)
-        if validation_split and validation_data is None:
-            if not isinstance(train, ArrayData):
-                raise ValueError("`validation_split` needs in-memory arrays; pass `validation_data` with a Dataset.")
-            return train.split(validation_split)
-        if validation_data is not None:
-            vx, vy, vw = unpack_validation(validation_data)
-            return train, make_data(vx, vy, vw, pin)
-        return train, None
-
-    def _fit_batches(
-        self, train: Any, val: Any, batch_size: int, shuffle: bool, steps_per_epoch: int | None
-    ) -> tuple[EpochIterator, EpochIterator | None]:
-        """The fit's batches on the device; distributed, this rank's share of them, drawn in one shuffle."""
-        val_batch_size = batch_size
-        ctx = self.dist
-        if ctx is not None:
-            broadcast_generator(self.generator, ctx.device)  # one shuffle for all ranks
-            warn_unsharded(train)
-            train = shard_for_training(train, batch_size, ctx.rank, ctx.world, shuffle, self.generator)
-            val_batch_size = local_batch_size(batch_size, ctx.world)
-            val = None if val is None else shard_for_eval(val, ctx.rank, ctx.world)
-        train_batches = EpochIterator(train, batch_size, shuffle, steps_per_epoch, self.generator, self.device)
-        return train_batches, None if val is None else EpochIterator(val, val_batch_size, device=self.device)
-
     def _resume(self, resume_from: str | os.PathLike, initial_epoch: int) -> int:
         resumed = _checkpoint.resume(self, resume_from)
         if resumed is None:
