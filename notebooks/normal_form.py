@@ -47,7 +47,16 @@ def execute(nb: Any, timeout: int = 600) -> Any:
     """Run every cell of `nb` in a fresh python3 kernel, from the notebooks' folder; `nb` gets the outputs."""
     with tempfile.TemporaryDirectory(prefix="tkm-kernel-") as scratch:
         km = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(scratch) / "kernel"))
-        NotebookClient(nb, km=km, timeout=timeout, resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+        NotebookClient(
+            nb,
+            km=km,
+            timeout=timeout,
+            # A cell's last outputs may arrive late on a busy machine: wait for them, and fail rather than
+            # go on without them (nbclient's default waits 4 s, then drops them with a warning).
+            iopub_timeout=timeout,
+            raise_on_iopub_timeout=True,
+            resources={"metadata": {"path": str(ROOT / "notebooks")}},
+        ).execute()
     return nb
 
 

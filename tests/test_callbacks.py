@@ -81,6 +81,11 @@ def test_keras_number_format():
     assert ours.format_time(2.4) == " 2s/step" and ours.format_time(0.0008) == " 800us/step"
 
 
+def _data():
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(70, 4, generator=g), torch.randint(0, 3, (70,), generator=g)
+
+
 def _trainer():
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(4, 3))
@@ -94,7 +99,7 @@ def _trainer():
 
 
 def test_verbose_2_prints_one_keras_line_per_epoch(capsys):
-    x, y = torch.randn(70, 4), torch.randint(0, 3, (70,))
+    x, y = _data()
     timed = _timed_bar(0.01)
     _trainer().fit(x, y, batch_size=16, epochs=2, verbose="auto", validation_data=(x, y), callbacks=timed)
     lines = capsys.readouterr().out.splitlines()  # not a TTY: verbose 2
@@ -107,7 +112,7 @@ def test_verbose_2_prints_one_keras_line_per_epoch(capsys):
 
 
 def test_evaluate_and_predict_bars(capsys):
-    x, y = torch.randn(70, 4), torch.randint(0, 3, (70,))
+    x, y = _data()
     t = _trainer()
     t.evaluate(x, y, verbose=2, callbacks=_timed_bar(0.002, "test"))
     t.predict(x, verbose=2, callbacks=_timed_bar(1.0, "predict"))
@@ -117,7 +122,7 @@ def test_evaluate_and_predict_bars(capsys):
 
 
 def test_a_progbar_in_callbacks_replaces_the_default_one(capsys):
-    x, y = torch.randn(70, 4), torch.randint(0, 3, (70,))
+    x, y = _data()
     stream = io.StringIO()
     _trainer().fit(x, y, batch_size=16, verbose=2, callbacks=[ProgbarLogger(stream=stream)])
     assert capsys.readouterr().out == "" and stream.getvalue().startswith("5/5 - ")

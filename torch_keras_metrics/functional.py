@@ -18,7 +18,9 @@ tensor([1., 1., 0., 1., 1., 1.])
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any, Callable
 
 import numpy as np
@@ -160,6 +162,27 @@ def set_compile(mode: str | bool) -> None:
 
 
 set_compile(os.environ.get("TORCH_KERAS_METRICS_COMPILE", "auto"))
+
+
+@contextlib.contextmanager
+def compile_mode(mode: str | bool) -> Iterator[None]:
+    """`set_compile(mode)` inside a `with` block; the mode before it comes back after.
+
+    >>> with compile_mode(False):
+    ...     sparse_categorical_accuracy(torch.tensor([1]), torch.tensor([[0.2, 0.8]]))
+    tensor([1.])
+    """
+    before = _compile_min_elements
+    set_compile(mode)
+    try:
+        yield
+    finally:
+        globals()["_compile_min_elements"] = before
+
+
+def compile_failures() -> frozenset[str]:
+    """The kernels whose compilation failed in this process (they run eager from then on)."""
+    return frozenset(_compile_failed)
 
 
 def _use_compiled(scores: torch.Tensor, name: str) -> bool:
