@@ -575,8 +575,8 @@ def test_multi_input_tuple_of_arrays():
             super().__init__()
             self.a, self.b = torch.nn.Linear(4, 3), torch.nn.Linear(2, 3)
 
-        def forward(self, inputs):
-            return self.a(inputs[0]) + self.b(inputs[1])
+        def forward(self, a, b):  # x as a tuple: model(*x), as torch calls a module
+            return self.a(a) + self.b(b)
 
     x, y = toy()
     model = TwoInputs()

@@ -7,22 +7,24 @@ refused first batch back, and gives the running values a progress bar shows and 
 every rank when distributed (one all-reduce of the loss sums and the metric states).
 
 >>> import torch
->>> cm = CompileMetrics(["accuracy"], loss="sparse_categorical_crossentropy")
+>>> cm = CompileMetrics(["accuracy"], compiled_loss=CompileLoss("sparse_categorical_crossentropy"))
 >>> y, y_pred = torch.tensor([0, 1]), torch.tensor([[0.9, 0.1], [0.8, 0.2]])
->>> values = cm.first_update(torch.tensor(0.5), y, y_pred, None, torch.device("cpu"))
+>>> values = cm.first_update(torch.tensor(0.5), None, y, y_pred, None, torch.device("cpu"))
 >>> cm.names, float(values["accuracy"]), cm.running()
 (['accuracy'], 0.5, {'accuracy': 0.5, 'loss': 0.5})
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 
 from .distributed import DistContext, reduce_epoch
+from .losses import CompileLoss
 from .metrics import Mean, MeanMetricWrapper, get
+from .structure import Outputs
 
 __all__ = ["CompileMetrics", "LossTracker", "keras_names"]
 
@@ -71,35 +73,40 @@ class LossTracker:
         return total / seen
 
 
-def keras_names(plain: Sequence[Mean], weighted: Sequence[Mean]) -> list[str]:
-    """Log names as Keras 3's `CompileMetrics.result()`: `_1`, `_2` for repeats, `weighted_` on collisions.
+def keras_names(
+    plain: Sequence[Mean],
+    weighted: Sequence[Mean],
+    plain_outputs: Sequence[str | None] | None = None,
+    weighted_outputs: Sequence[str | None] | None = None,
+) -> list[str]:
+    """Log names as Keras 3's `CompileMetrics.result()`: `<output>_` before a named output's metrics, `_1`,
+    `_2` for repeats, `weighted_` on collisions.
 
     >>> from torch_keras_metrics import Accuracy
     >>> keras_names([Accuracy(), Accuracy()], [Accuracy()])
     ['accuracy', 'accuracy_1', 'weighted_accuracy']
+    >>> keras_names([Accuracy()], [Accuracy(), Accuracy()], ["digit"], ["digit", "parity"])
+    ['digit_accuracy', 'digit_weighted_accuracy', 'parity_accuracy']
     """
+
+    def prefixed(output: str | None, name: str) -> str:
+        return f"{output}_{name}" if output else name
+
     names: list[str] = []
     counters: dict[str, int] = {}
-    for m in plain:
-        name = m.name
-        if name in counters:
-            counters[name] += 1
-            name = f"{name}_{counters[name] - 1}"
-        else:
+
+    def numbered(name: str) -> str:
+        if name not in counters:
             counters[name] = 1
-        names.append(name)
-    for m in weighted:
-        name = m.name
-        if name in counters:
-            name = f"weighted_{m.name}"
-            if name in counters:
-                counters[name] += 1
-                name = f"{name}_{counters[name] - 1}"
-            else:
-                counters[name] = 1
-        else:
-            counters[name] = 1
-        names.append(name)
+            return name
+        counters[name] += 1
+        return f"{name}_{counters[name] - 1}"
+
+    for m, output in zip(plain, plain_outputs or [None] * len(plain)):
+        names.append(numbered(prefixed(output, m.name)))
+    for m, output in zip(weighted, weighted_outputs or [None] * len(weighted)):
+        name = prefixed(output, m.name)
+        names.append(numbered(name) if name not in counters else numbered(prefixed(output, f"weighted_{m.name}")))
     return names
 
 
@@ -112,58 +119,151 @@ def _check_metric(metric: Mean, spec: Any) -> None:
         )
 
 
-class CompileMetrics:
-    """The loss tracker and the metrics of a Trainer: `metrics` ignore sample weights, `weighted_metrics` use them.
+def _as_list(entry: Any) -> list[Any]:
+    if entry is None:
+        return []
+    return list(entry) if isinstance(entry, (list, tuple)) else [entry]
 
-    Every spec but `"accuracy"`/`"acc"` resolves at construction, so a typo fails before any training;
-    `loss` is what `"accuracy"` looks at (with the first batch's shapes) to choose its definition.
+
+def _leaves(specs: Any) -> list[Any]:
+    if isinstance(specs, Mapping):
+        return [leaf for v in specs.values() for leaf in _leaves(v)]
+    if isinstance(specs, (list, tuple)):
+        return [leaf for v in specs for leaf in _leaves(v)]
+    return [] if specs is None else [specs]
+
+
+def _per_output(specs: Any, outputs: Outputs, what: str) -> list[list[Any]]:
+    """Metric specs for each output, as Keras reads `metrics`: all of them for one output; else a dict keyed by
+    output name (a subset is fine) or a list with one entry per output."""
+    if outputs.single or not specs:
+        return [_leaves(specs)] + [[] for _ in range(outputs.n - 1)]
+    if isinstance(specs, Mapping):
+        if outputs.keys is None:
+            raise ValueError(
+                f"`{what}` is a dict with keys {list(specs)}, but the model's {outputs.n} outputs are unnamed: "
+                "give a list with one entry per output."
+            )
+        extra = [k for k in specs if k not in outputs.keys]
+        if extra:
+            raise ValueError(
+                f"`{what}` has keys {list(specs)}; not an output of the model: {extra} "
+                f"(its outputs are {outputs.keys})."
+            )
+        return [_as_list(specs.get(k)) for k in outputs.keys]
+    if isinstance(specs, (list, tuple)) and len(specs) == outputs.n:
+        return [_as_list(entry) for entry in specs]
+    raise ValueError(
+        f"`{what}` for a model with {outputs.describe()} must be a dict keyed by output name or a list with one "
+        f"entry per output; got {specs!r}."
+    )
+
+
+class CompileMetrics:
+    """The loss trackers and the metrics of a Trainer: `metrics` ignore sample weights, `weighted_metrics` use them.
+
+    Every spec but `"accuracy"`/`"acc"` resolves at construction, so a typo fails before any training.
+    The metrics are built on the first batch, once `compiled_loss` knows the model's outputs: per output
+    (`metrics` a dict keyed by output name or a list per output), `"accuracy"` resolved from that output's
+    shapes and loss, logged `<output>_<name>` as Keras 3 logs them. With two or more losses, each output's
+    unweighted loss is logged `<output>_loss` beside the total `loss`.
     """
 
-    def __init__(self, metrics: Sequence[Any] | None = None, weighted_metrics: Sequence[Any] | None = None,
-                 loss: Any = None) -> None:  # fmt: skip
-        self.specs = (list(metrics or []), list(weighted_metrics or []))
-        for spec in self.specs[0] + self.specs[1]:
+    def __init__(
+        self, metrics: Any = None, weighted_metrics: Any = None, compiled_loss: CompileLoss | None = None
+    ) -> None:
+        self.specs = (metrics, weighted_metrics)
+        for spec in _leaves(metrics) + _leaves(weighted_metrics):
             if not (isinstance(spec, str) and spec.lower() in ("accuracy", "acc")):
                 _check_metric(get(spec), spec)
-        self.loss = loss
+        self.compiled_loss = compiled_loss if compiled_loss is not None else CompileLoss("mse")
         self.loss_tracker = LossTracker()
+        self.output_loss_trackers: list[LossTracker] = []
         self.plain: list[Mean] = []
         self.weighted: list[Mean] = []
         self.names: list[str] = []
         self.built = False
-        self._calls: list[tuple[str, Mean, bool]] = []
+        self._calls: list[tuple[str, Mean, bool, int]] = []
         self._order: list[tuple[str, int]] = []
+        self._loss_names: list[str] = []
+        self._fast = False
 
     @property
     def metrics(self) -> list[Mean]:
         """The metric modules, plain then weighted (empty until built)."""
         return self.plain + self.weighted
 
-    def build(self, y: Any, y_pred: torch.Tensor, device: torch.device) -> None:
-        """Make the metric modules for these shapes (`"accuracy"` resolved), on `device`."""
-        with torch.inference_mode(False):
-            self.plain = [get(s, y, y_pred, loss=self.loss).to(device) for s in self.specs[0]]
-            self.weighted = [get(s, y, y_pred, loss=self.loss).to(device) for s in self.specs[1]]
-        self.names = keras_names(self.plain, self.weighted)
-        flags = [False] * len(self.plain) + [True] * len(self.weighted)
-        self._calls = list(zip(self.names, self.metrics, flags))
-        keys = ["loss", *self.names]
+    @property
+    def trackers(self) -> list[LossTracker]:
+        """The total loss's tracker, then each output's (two or more losses)."""
+        return [self.loss_tracker, *self.output_loss_trackers]
+
+    def build(self, y: Any, y_pred: Any, device: torch.device) -> None:
+        """Make the metric modules for these outputs and shapes (`"accuracy"` resolved), on `device`."""
+        cl = self.compiled_loss
+        if not cl.built:
+            cl.build(y_pred)
+        outputs = cl.outputs
+        ys, preds = outputs.targets(y), outputs.predictions(y_pred)
+        identities = [cl.identity] if outputs.single else [o.identity for o in cl.objectives]
+        built: list[list[tuple[int, Mean]]] = []
+        for specs, what in ((self.specs[0], "metrics"), (self.specs[1], "weighted_metrics")):
+            per_output = _per_output(specs, outputs, what)
+            with torch.inference_mode(False):
+                built.append(
+                    [
+                        (i, get(s, ys[i], preds[i], loss=identities[i]).to(device))
+                        for i, output_specs in enumerate(per_output)
+                        for s in output_specs
+                    ]
+                )
+        plain, weighted = built
+        self.plain, self.weighted = [m for _, m in plain], [m for _, m in weighted]
+        self.names = keras_names(
+            self.plain, self.weighted, [outputs.names[i] for i, _ in plain], [outputs.names[i] for i, _ in weighted]
+        )
+        flags = [(False, i) for i, _ in plain] + [(True, i) for i, _ in weighted]
+        self._calls = [(k, m, w, i) for k, m, (w, i) in zip(self.names, self.metrics, flags)]
+        self._loss_names = cl.names if outputs.n > 1 else []
+        self.output_loss_trackers = [LossTracker() for _ in self._loss_names]
+        keys = ["loss", *self._loss_names, *self.names]
         self._order = sorted(((k, i) for i, k in enumerate(keys)), key=lambda p: p[0])
+        self._fast = outputs.kind == "tensor"
         self.built = True
 
-    def update(self, loss: torch.Tensor, y: Any, y_pred: torch.Tensor, sample_weight: Any) -> dict[str, Any]:
-        """Add one batch; returns its own values (`loss` and each metric's batch value) for the batch logs."""
+    def update(
+        self, loss: torch.Tensor, parts: list[torch.Tensor] | None, y: Any, y_pred: Any, sample_weight: Any
+    ) -> dict[str, Any]:
+        """Add one batch; returns its own values (`loss`, each output's loss, each metric's batch value)."""
         loss = loss.detach()
         if loss.dtype != torch.float32:
             loss = loss.float()
-        self.loss_tracker.add(loss, y_pred.shape[0])
         values = {"loss": loss}
-        for key, metric, weighted in self._calls:
-            values[key] = metric(y, y_pred, sample_weight) if weighted else metric(y, y_pred)
+        if self._fast:  # one tensor output: the common case, without taking structures apart
+            self.loss_tracker.add(loss, y_pred.shape[0])
+            for key, metric, weighted, _ in self._calls:
+                values[key] = metric(y, y_pred, sample_weight) if weighted else metric(y, y_pred)
+            return values
+        outputs = self.compiled_loss.outputs
+        ys, preds, ws = outputs.targets(y), outputs.predictions(y_pred), outputs.weights(sample_weight)
+        size = preds[0].shape[0]
+        self.loss_tracker.add(loss, size)
+        for name, tracker, part in zip(self._loss_names, self.output_loss_trackers, parts or []):
+            part = part.detach().float()
+            tracker.add(part, size)
+            values[name] = part
+        for key, metric, weighted, i in self._calls:
+            values[key] = metric(ys[i], preds[i], ws[i]) if weighted else metric(ys[i], preds[i])
         return values
 
     def first_update(
-        self, loss: torch.Tensor, y: Any, y_pred: torch.Tensor, sample_weight: Any, device: torch.device
+        self,
+        loss: torch.Tensor,
+        parts: list[torch.Tensor] | None,
+        y: Any,
+        y_pred: Any,
+        sample_weight: Any,
+        device: torch.device,
     ) -> dict[str, Any]:
         """`update` for the first batch of a `fit` or `evaluate`, building the metrics if needed; a batch
         a metric refuses leaves every state (and an unbuilt set) as it was."""
@@ -171,19 +271,23 @@ class CompileMetrics:
         if not built:
             self.build(y, y_pred, device)
         states = [m.state() for m in self.metrics]
+        sizes = [len(t) for t in self.trackers]
         try:
-            return self.update(loss, y, y_pred, sample_weight)
+            return self.update(loss, parts, y, y_pred, sample_weight)
         except Exception:
             for m, state in zip(self.metrics, states):
                 m.load_state(state)
-            self.loss_tracker.drop_last()
+            for tracker, size in zip(self.trackers, sizes):
+                if len(tracker) > size:
+                    tracker.drop_last()
             if not built:
                 self.built = False  # "accuracy" resolves again from the next first batch
             raise
 
     def reset(self) -> None:
         """A new epoch (or evaluation): no batches, every metric reset."""
-        self.loss_tracker.reset()
+        for tracker in self.trackers:
+            tracker.reset()
         for m in self.metrics:
             m.reset_state()
 
@@ -191,8 +295,9 @@ class CompileMetrics:
         """The epoch's values so far, as Keras 3 logs them: one device read for all."""
         if not self.built or not len(self.loss_tracker):
             return {}
-        loss = self.loss_tracker.result()
-        floats = torch.stack([loss, *[m.result().double().to(loss.device) for m in self.metrics]]).tolist()
+        losses = [t.result() for t in self.trackers]
+        device = losses[0].device
+        floats = torch.stack([*losses, *[m.result().double().to(device) for m in self.metrics]]).tolist()
         return {k: floats[i] for k, i in self._order}
 
     def epoch_logs(self, dist: DistContext | None, device: torch.device) -> dict[str, float]:
@@ -200,9 +305,10 @@ class CompileMetrics:
         if dist is None:
             return self.running()
         if not self.built:  # this rank saw no batch yet; it still joins the collective the others wait in
-            reduce_epoch(None, [], device, pad=len(self.specs[0]) + len(self.specs[1]))
+            # (as a single-output model: the outputs of a model that never ran are unknown)
+            reduce_epoch(None, [], device, pad=len(_leaves(self.specs[0])) + len(_leaves(self.specs[1])))
             return {}
-        loss_sums = self.loss_tracker.sums() if len(self.loss_tracker) else None
-        loss, results = reduce_epoch(loss_sums, self.metrics, device)
-        floats = torch.stack([loss, *[r.double().to(loss.device) for r in results]]).tolist()
+        loss_sums = torch.stack([t.sums().to(device) for t in self.trackers]) if len(self.loss_tracker) else None
+        losses, results = reduce_epoch(loss_sums, self.metrics, device, losses=len(self.trackers))
+        floats = torch.stack([*losses.reshape(-1), *[r.double().to(losses.device) for r in results]]).tolist()
         return {k: floats[i] for k, i in self._order}

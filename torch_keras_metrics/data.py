@@ -275,7 +275,7 @@ def take_rows(arrays: tuple[Any, Any, Any], lo: int, hi: int) -> Rows:
     return (
         map_tensors(lambda t: t[lo:hi], x),
         None if y is None else map_tensors(lambda t: t[lo:hi], y),
-        None if w is None else w[lo:hi],
+        None if w is None else map_tensors(lambda t: t[lo:hi], w),
     )
 
 

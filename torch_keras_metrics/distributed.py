@@ -158,31 +158,40 @@ def setup(distributed: Any, device: str | torch.device | None, timeout_s: float 
 
 
 def reduce_epoch(
-    loss_sums: torch.Tensor | None, metrics: Sequence[Any], device: torch.device, pad: int = 0
+    loss_sums: torch.Tensor | None,
+    metrics: Sequence[Any],
+    device: torch.device,
+    pad: int = 0,
+    losses: int = 1,
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """The epoch's loss and metric results over every rank, from ONE `all_reduce` of a float64 vector.
+    """The epoch's losses and metric results over every rank, from ONE `all_reduce` of a float64 vector.
 
-    The vector holds `loss_sums` (`[sum(loss_b * size_b), sum(size_b)]`, or zeros for None) and each
-    metric's `state()`. Each result is the metric's own `result()` on the summed state, after which its
-    local state is put back. Returns `(loss, [result, ...])`. A rank without its metrics yet passes
-    `pad` (their number) and contributes zeros.
+    The vector holds `loss_sums` (`[sum(loss_b * size_b), sum(size_b)]` per loss, shape (2,) or
+    (`losses`, 2); zeros for None) and each metric's `state()`. Each result is the metric's own `result()`
+    on the summed state, after which its local state is put back. Returns `(loss, [result, ...])`, `loss`
+    of shape () for one loss, else (`losses`,). A rank without its metrics yet passes `pad` (their number)
+    and contributes zeros.
     """
-    parts = [torch.zeros(2, dtype=torch.float64, device=device) if loss_sums is None else loss_sums.to(device)]
-    parts += [m.state().to(device, torch.float64) for m in metrics]
+    if loss_sums is None:
+        loss_sums = torch.zeros(losses, 2, dtype=torch.float64, device=device)
+    loss_sums = loss_sums.to(device).reshape(-1, 2)
+    parts = [loss_sums.reshape(-1), *[m.state().to(device, torch.float64) for m in metrics]]
     if pad:
         parts.append(torch.zeros(2 * pad, dtype=torch.float64, device=device))
     vector = torch.cat(parts)
     dist.all_reduce(vector)
-    loss = torch.where(vector[1] != 0, vector[0] / vector[1], torch.zeros_like(vector[0]))
+    summed = vector[: loss_sums.numel()].reshape(-1, 2)
+    loss = torch.where(summed[:, 1] != 0, summed[:, 0] / summed[:, 1], torch.zeros_like(summed[:, 0]))
+    at = loss_sums.numel()
     results = []
     for i, m in enumerate(metrics):
         local = m.state()
-        m.load_state(vector[2 + 2 * i : 4 + 2 * i])
+        m.load_state(vector[at + 2 * i : at + 2 * i + 2])
         try:
             results.append(m.result())
         finally:
             m.load_state(local)
-    return loss, results
+    return (loss[0] if loss.shape[0] == 1 else loss), results
 
 
 def agree(flag: bool, device: torch.device) -> bool:

@@ -14,13 +14,16 @@ tensor([0.5000, 0.5000])
 from __future__ import annotations
 
 import copy
+import re
 import warnings
+from collections.abc import Mapping
 from typing import Any, Callable
 
 import torch
 import torch.nn.functional as tnn
 
 from ._checks import as_tensor, squeeze_or_expand_to_same_rank
+from .structure import Outputs
 
 __all__ = [
     "mean_absolute_error",
@@ -28,6 +31,7 @@ __all__ = [
     "binary_crossentropy",
     "categorical_crossentropy",
     "sparse_categorical_crossentropy",
+    "CompileLoss",
     "KerasLoss",
     "Objective",
     "keras_reduce",
@@ -248,3 +252,147 @@ class Objective:
         if loss.dim() != 0:
             raise ValueError(f"The loss must be a scalar, got shape {tuple(loss.shape)}.")
         return loss
+
+
+def _log_name(loss: Any) -> str:
+    """How Keras names a loss in the logs of unnamed outputs: its given name, else its class's in snake case."""
+    if isinstance(loss, str):
+        return loss
+    if isinstance(loss, KerasLoss):
+        return loss.name
+    name = getattr(loss, "__name__", None) or type(loss).__name__
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _is_spec(loss: Any) -> bool:
+    return isinstance(loss, (str, KerasLoss)) or callable(loss)
+
+
+class CompileLoss:
+    """The Trainer's whole loss over every output: Keras' weighted sum of one loss per output.
+
+    `loss` is one loss for every output, a dict keyed by output name, or a list in output order;
+    `loss_weights` a number (one output), a dict or a list. Built on the first batch from the model's
+    outputs (`structure.Outputs`). Calling it gives `(total, parts)`: the weighted sum, and the unweighted
+    loss of each output (None for one output). `names` are the parts' log names (`<output>_loss`), as
+    Keras 3 logs them when there are two or more.
+
+    >>> cl = CompileLoss({"a": "mse", "b": "mae"}, loss_weights={"a": 1.0, "b": 0.5})
+    >>> y_pred = {"a": torch.tensor([[1.0]]), "b": torch.tensor([[2.0]])}
+    >>> total, parts = cl.checked(y_pred, {"a": torch.tensor([[0.0]]), "b": torch.tensor([[0.0]])}, None)
+    >>> float(total), [float(p) for p in parts], cl.names
+    (2.0, [1.0, 2.0], ['a_loss', 'b_loss'])
+    """
+
+    def __init__(self, loss: Any, loss_weights: Any = None) -> None:
+        if isinstance(loss, Mapping):
+            self._specs: Any = {k: Objective(v) for k, v in loss.items()}
+        elif isinstance(loss, (list, tuple)):
+            self._specs = [Objective(v) for v in loss]
+        else:
+            self._specs = Objective(loss)
+        if loss_weights is not None and not isinstance(loss_weights, (int, float, Mapping, list, tuple)):
+            raise ValueError(
+                "`loss_weights` must be a number (one output), a list or a dict (several outputs); "
+                f"got {type(loss_weights).__name__}."
+            )
+        self.loss, self.loss_weights = loss, loss_weights
+        self.outputs: Outputs | None = None
+        self.objectives: list[Objective] = []
+        self.weights: list[float | None] = []
+        self.names: list[str] = []
+        self._fast: Objective | None = None
+
+    @property
+    def built(self) -> bool:
+        return self.outputs is not None
+
+    @property
+    def identity(self) -> Any:
+        """What `"accuracy"` looks at for a single-output model (the loss as given)."""
+        return self.loss
+
+    def build(self, y_pred: Any) -> None:
+        """Lay the losses and their weights over the model's outputs; a mismatch raises naming both sides."""
+        outputs = Outputs(y_pred)
+        objectives = self._per_output(self._specs, outputs, "loss")
+        if any(o is None for o in objectives):
+            missing = [outputs.label(i) for i, o in enumerate(objectives) if o is None]
+            raise ValueError(f"No loss for output(s) {', '.join(missing)}: `loss` names {self._keys()}.")
+        weights = self._weights(outputs)
+        names = [
+            f"{name}_loss" if name is not None else f"{_log_name(o.identity)}_loss"
+            for name, o in zip(outputs.names, objectives)
+        ]
+        self.outputs, self.objectives, self.weights, self.names = outputs, objectives, weights, names
+        plain = outputs.kind == "tensor" and weights[0] is None
+        self._fast = objectives[0] if plain else None
+
+    def _keys(self) -> str:
+        return repr(list(self._specs)) if isinstance(self._specs, Mapping) else f"a list of {len(self._specs)}"
+
+    def _per_output(self, specs: Any, outputs: Outputs, what: str) -> list[Any]:
+        if not isinstance(specs, (Mapping, list, tuple)):
+            return [specs] * outputs.n
+        if isinstance(specs, Mapping):
+            if outputs.keys is None or (outputs.single and len(specs) != 1):
+                raise ValueError(
+                    f"`{what}` is a dict with keys {list(specs)}, but the model has {outputs.describe()}"
+                    + ("; give a list in output order." if outputs.keys is None else ".")
+                )
+            extra = [k for k in specs if k not in outputs.keys]
+            if extra:
+                raise ValueError(
+                    f"`{what}` has keys {list(specs)}; not an output of the model: {extra} "
+                    f"(its outputs are {outputs.keys})."
+                )
+            return [specs.get(k) for k in outputs.keys]
+        if len(specs) != outputs.n:
+            raise ValueError(f"`{what}` is a list of {len(specs)}, but the model has {outputs.describe()}.")
+        return list(specs)
+
+    def _weights(self, outputs: Outputs) -> list[float | None]:
+        w = self.loss_weights
+        if w is None:
+            return [None] * outputs.n
+        if isinstance(w, (int, float)) and not isinstance(w, bool):
+            if not outputs.single:
+                raise ValueError(f"`loss_weights` is one number, but the model has {outputs.describe()}.")
+            return [float(w)]
+        weights = self._per_output(w, outputs, "loss_weights")
+        return [1.0 if v is None else float(v) for v in weights]
+
+    def __call__(self, y_pred: Any, y: Any, sample_weight: Any) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+        if self._fast is not None:
+            return self._fast(y_pred, y, sample_weight), None
+        out = self.outputs
+        parts = [
+            o(p, t, w)
+            for o, p, t, w in zip(self.objectives, out.predictions(y_pred), out.targets(y), out.weights(sample_weight))
+        ]
+        return self._total(parts), (parts if out.n > 1 else None)
+
+    def _total(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        total = None
+        for part, weight in zip(parts, self.weights):
+            value = part if weight is None else part * weight
+            total = value if total is None else total + value
+        return total  # type: ignore[return-value]
+
+    def checked(self, y_pred: Any, y: Any, sample_weight: Any) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+        """The loss of a first batch: the layout built (once), each output checked against its target."""
+        if y is None:
+            raise ValueError("No targets: pass `y`, or a Dataset/DataLoader yielding (x, y).")
+        if not self.built:
+            self.build(y_pred)
+        out = self.outputs
+        preds, targets, weights = out.predictions(y_pred), out.targets(y), out.weights(sample_weight)
+        parts = []
+        for i, (o, p, t, w) in enumerate(zip(self.objectives, preds, targets, weights)):
+            try:
+                parts.append(o.checked(p, t, w))
+            except ValueError as err:
+                if out.single:
+                    raise
+                raise ValueError(f"Output {out.label(i)}: {err}") from err
+        return self._total(parts), (parts if out.n > 1 else None)

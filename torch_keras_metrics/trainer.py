@@ -38,9 +38,10 @@ from .data import Batch, EpochIterator, fit_data, make_data
 from .distributed import DistContext, agree, broadcast_buffers, broadcast_generator, setup
 from .history import History
 from .logs import Logs
-from .losses import KerasLoss, Objective
+from .losses import CompileLoss, KerasLoss
 from .metrics import Mean
 from .sharding import shard_for_evaluate, shard_for_fit
+from .structure import call_model, concatenate, detach
 
 __all__ = ["Trainer", "KerasLoss"]
 
@@ -145,6 +146,7 @@ class Trainer:
         device: str | torch.device | None = None,
         precision: str | None = None,
         distributed: bool | str | None = None,
+        loss_weights: Any = None,
     ) -> None:
         if precision not in _PRECISIONS:
             raise ValueError(f"`precision` must be None, 'bf16' or 'fp16', got {precision!r}.")
@@ -161,9 +163,9 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self._net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         self.optimizer = optimizer
-        self.loss = loss
-        self._objective = Objective(loss)
-        self.compiled_metrics = CompileMetrics(metrics, weighted_metrics, loss=self._objective.identity)
+        self.loss, self.loss_weights = loss, loss_weights
+        self.compiled_loss = CompileLoss(loss, loss_weights)
+        self.compiled_metrics = CompileMetrics(metrics, weighted_metrics, self.compiled_loss)
         self.precision = precision
         amp_dtype = _PRECISIONS[precision]
         self._amp = contextlib.nullcontext() if amp_dtype is None else torch.autocast(self.device.type, amp_dtype)
@@ -343,7 +345,7 @@ class Trainer:
         finally:
             self.model.train(was_training)
         cblist.on_predict_end()
-        return torch.cat(outputs).float().cpu() if outputs else torch.empty(0)
+        return concatenate(outputs) if outputs else torch.empty(0)
 
     def save_checkpoint(self, path: str | os.PathLike) -> None:
         """Save everything needed to continue this run to `path`, atomically (see `torch_keras_metrics.checkpoint`).
@@ -372,7 +374,7 @@ class Trainer:
 
         Returns the batch logs (`loss` and each metric's value for this batch, read lazily).
         """
-        y_pred, loss, values = self._forward_and_update(self._net, batch)
+        loss, values = self._forward_and_update(self._net, batch)
         if batch.loss_scale != 1.0:  # a rank's uneven share of a global batch (see sharding.shard_plan)
             loss = loss * batch.loss_scale
         self.optimizer.zero_grad(set_to_none=True)
@@ -383,33 +385,33 @@ class Trainer:
             self.grad_scaler.scale(loss).backward()
             self.grad_scaler.step(self.optimizer)
             self.grad_scaler.update()
-        return Logs(values, y_pred.shape[0], self.compiled_metrics.running)
+        return Logs(values, self.compiled_metrics.loss_tracker.sizes[-1], self.compiled_metrics.running)
 
     def test_step(self, batch: Batch) -> Logs:
         """One batch of evaluation (the model in eval mode, under the caller's inference mode); its batch logs."""
-        y_pred, _, values = self._forward_and_update(self.model, batch)
-        return Logs(values, y_pred.shape[0], self.compiled_metrics.running)
+        _, values = self._forward_and_update(self.model, batch)
+        return Logs(values, self.compiled_metrics.loss_tracker.sizes[-1], self.compiled_metrics.running)
 
     def predict_step(self, batch: Batch) -> Any:
         """The model's output for one batch."""
         with self._amp:
-            return self.model(batch.x)
+            return call_model(self.model, batch.x)
 
-    def _forward_and_update(self, net: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, dict]:
-        """Forward, loss and metric update: `(y_pred, loss, values)`. The first batch of each `fit` or
+    def _forward_and_update(self, net: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, dict]:
+        """Forward, loss and metric update: `(loss, values)`. The first batch of each `fit` or
         `evaluate` is checked (shapes against the loss; the metrics built) before any state changes."""
         x, y, w = batch.x, batch.y, batch.sample_weight
         if self._check_next:
             with self._amp:
-                y_pred = net(x)
-                loss = self._objective.checked(y_pred, y, w)
-            values = self.compiled_metrics.first_update(loss, y, y_pred.detach(), w, self.device)
+                y_pred = call_model(net, x)
+                loss, parts = self.compiled_loss.checked(y_pred, y, w)
+            values = self.compiled_metrics.first_update(loss, parts, y, detach(y_pred), w, self.device)
             self._check_next = False
-            return y_pred, loss, values
+            return loss, values
         with self._amp:
-            y_pred = net(x)
-            loss = self._objective(y_pred, y, w)
-        return y_pred, loss, self.compiled_metrics.update(loss, y, y_pred.detach(), w)
+            y_pred = net(x) if type(x) is torch.Tensor else call_model(net, x)
+            loss, parts = self.compiled_loss(y_pred, y, w)
+        return loss, self.compiled_metrics.update(loss, parts, y, detach(y_pred), w)
 
     # ------------------------------------------------------------------ loops
     def _train_epoch(self, epoch: int, batches: EpochIterator, cblist: CallbackList) -> dict[str, float]:
