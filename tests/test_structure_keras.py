@@ -164,3 +164,73 @@ def test_unnamed_list_outputs_are_named_as_keras_names_a_subclassed_models(keras
     model = TorchSub()
     trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.01), device="cpu", **kw)
     assert sorted(trainer.fit(x["a"], yl, batch_size=BATCH, verbose=0).history) == keys
+
+
+# --------------------------------------------------------------------------- steps and class weights
+def _binary_pair(keras, classes):
+    from keras import layers
+
+    keras.utils.set_random_seed(5)
+    kmodel = keras.Sequential(
+        [keras.Input((4,)), layers.Dense(8, activation="relu"), layers.Dense(classes, activation=None)]
+    )
+    head = torch.nn.Sigmoid() if classes == 1 else torch.nn.Softmax(-1)
+    kmodel.add(layers.Activation("sigmoid" if classes == 1 else "softmax"))
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, classes), head)
+    with torch.no_grad():
+        for linear, dense in zip([model[0], model[2]], kmodel.layers[:2]):
+            kernel, bias = dense.get_weights()
+            linear.weight.copy_(torch.from_numpy(np.asarray(kernel)).T)
+            linear.bias.copy_(torch.from_numpy(np.asarray(bias)))
+    return kmodel, model
+
+
+@pytest.mark.filterwarnings("ignore:.*ran out")
+@pytest.mark.parametrize("steps", [3, 7])
+def test_steps_per_epoch_shorter_and_longer_than_the_data_match_keras(keras, steps):
+    x, y, _ = _data()
+    x, y = x["a"], y["digit"]  # 70 samples: 5 batches of 16 (the last of 6)
+    kmodel, model = _binary_pair(keras, 3)
+    kw = dict(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    kmodel.compile(keras.optimizers.SGD(learning_rate=LR), **kw)
+    fit = dict(batch_size=BATCH, epochs=3, verbose=0, shuffle=False, steps_per_epoch=steps)
+    val = dict(validation_data=(x[:40], y[:40]), validation_steps=2, validation_batch_size=8)
+    khist = kmodel.fit(x, y, **fit, **val).history
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=LR), device="cpu", **kw)
+    hist = trainer.fit(x, y, **fit, **val)
+    want = [[16, 16, 16], [16, 6], [16, 16, 16]] if steps == 3 else [[16, 16, 16, 16, 6]] * 3
+    assert [b["size"] for b in hist.batches] == want
+    _close(hist.history, khist)
+    keval = kmodel.evaluate(x, y, batch_size=16, steps=2, verbose=0, return_dict=True)
+    _close(trainer.evaluate(x, y, batch_size=16, steps=2, verbose=0, return_dict=True), keval)
+    for batch_size in (16, None):  # without one, Keras batches ceil(samples / steps)
+        got = trainer.predict(x, batch_size=batch_size, steps=2, verbose=0)
+        assert np.allclose(got.numpy(), kmodel.predict(x, batch_size=batch_size, steps=2, verbose=0), atol=TOL)
+
+
+@pytest.mark.parametrize("classes", [1, 3])
+def test_class_weight_matches_keras(keras, classes):
+    x, y, _ = _data()
+    x = x["a"]
+    labels = y["parity"] if classes == 1 else y["digit"]
+    loss = "binary_crossentropy" if classes == 1 else "sparse_categorical_crossentropy"
+    class_weight = {0: 0.5, 1: 3.0} if classes == 1 else {0: 2.0, 2: 0.25}  # class 1 missing: weighs 1.0
+    kmodel, model = _binary_pair(keras, classes)
+    kw = dict(loss=loss, metrics=["accuracy"], weighted_metrics=["accuracy"])
+    kmodel.compile(keras.optimizers.SGD(learning_rate=LR), **kw)
+    fit = dict(batch_size=BATCH, epochs=EPOCHS, verbose=0, shuffle=False, class_weight=class_weight)
+    khist = kmodel.fit(x, labels, validation_data=(x[:30], labels[:30]), **fit).history
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=LR), device="cpu", **kw)
+    _close(trainer.fit(x, labels, validation_data=(x[:30], labels[:30]), **fit).history, khist)
+
+
+def test_class_weight_refusals_match_keras(keras):
+    x, y, w = _data()
+    model = Twin()
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=LR), loss="mse", device="cpu")
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(ValueError, match="single output"):
+        trainer.fit(x, y, class_weight={0: 2.0}, verbose=0)
+    with pytest.raises(ValueError, match="sample_weight"):
+        trainer.fit(x, y["digit"], sample_weight=w, class_weight={0: 2.0}, verbose=0)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))

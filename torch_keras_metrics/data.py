@@ -15,7 +15,8 @@ Each rank's share under `torch.distributed` is `sharding`'s job.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -168,9 +169,11 @@ class LoaderData:
     orders itself: it is never shuffled).
     """
 
-    def __init__(self, source: Dataset | DataLoader, pin_memory: bool = False) -> None:
+    def __init__(
+        self, source: Dataset | DataLoader, pin_memory: bool = False, target_keys: Sequence[str] | None = None
+    ) -> None:
         self.dataset = None if isinstance(source, DataLoader) else source  # None: the user's own loader
-        self.pin_memory = pin_memory
+        self.pin_memory, self.target_keys = pin_memory, target_keys
         self.loader: DataLoader | None = source if isinstance(source, DataLoader) else None
         self._made_for: tuple[int, bool, Any] | None = None
 
@@ -210,11 +213,29 @@ class LoaderData:
 
     def batches(self, batch_size: int, shuffle: bool = False, generator: Any = None) -> Iterator[Rows]:
         for item in self._loader(batch_size, shuffle, generator):
-            yield unpack(item)
+            yield unpack(item, self.target_keys)
 
 
-def unpack(item: Any) -> Rows:
-    """`(x, y, sample_weight)` from what a loader yields: `(x,)`, `(x, y)`, `(x, y, w)` or a bare `x`."""
+def split_targets(item: Mapping, target_keys: Sequence[str]) -> tuple[dict, Any]:
+    """A dict batch (as transformers' collators make) as `(x, y)`: `y` the value of the one target key, or
+    a dict of several; `x` the other keys.
+
+    >>> split_targets({"input_ids": 1, "attention_mask": 2, "labels": 3}, ["labels"])
+    ({'input_ids': 1, 'attention_mask': 2}, 3)
+    """
+    missing = [k for k in target_keys if k not in item]
+    if missing:
+        raise ValueError(f"A batch has keys {list(item)}, without the target key(s) {missing} (`target_keys`).")
+    x = {k: v for k, v in item.items() if k not in target_keys}
+    y = item[target_keys[0]] if len(target_keys) == 1 else {k: item[k] for k in target_keys}
+    return x, y
+
+
+def unpack(item: Any, target_keys: Sequence[str] | None = None) -> Rows:
+    """`(x, y, sample_weight)` from what a loader yields: `(x,)`, `(x, y)`, `(x, y, w)`, a bare `x`, or a dict
+    holding the targets under `target_keys`."""
+    if target_keys and isinstance(item, Mapping):
+        return (*split_targets(item, target_keys), None)
     if isinstance(item, (tuple, list)):
         if len(item) == 1:
             return item[0], None, None
@@ -228,32 +249,45 @@ def unpack(item: Any) -> Rows:
     return item, None, None
 
 
-def make_data(x: Any, y: Any, sample_weight: Any, pin_memory: bool = False) -> ArrayData | LoaderData:
-    """ArrayData for arrays and tensors; LoaderData for a Dataset or DataLoader (then `y` must be None)."""
+def make_data(
+    x: Any, y: Any, sample_weight: Any, pin_memory: bool = False, target_keys: Sequence[str] | None = None
+) -> ArrayData | LoaderData:
+    """ArrayData for arrays and tensors; LoaderData for a Dataset or DataLoader (then `y` must be None).
+
+    With `target_keys`, a dict `x` (or each dict batch of a loader) holds its targets under those keys.
+    """
     if isinstance(x, (Dataset, DataLoader)):
         if y is not None or sample_weight is not None:
             raise ValueError(
                 f"`x` is a {type(x).__name__}: it must yield the targets itself, so pass no `y` or `sample_weight`."
             )
-        return LoaderData(x, pin_memory)
+        return LoaderData(x, pin_memory, target_keys)
     if x is None:
         raise ValueError("`x` is required: a tensor, an array, a Dataset or a DataLoader.")
+    if target_keys and isinstance(x, Mapping) and y is None and any(k in x for k in target_keys):
+        x, y = split_targets(x, target_keys)
     return ArrayData(x, y, sample_weight, pin_memory=pin_memory)
 
 
 def fit_data(
-    x: Any, y: Any, sample_weight: Any, validation_split: float, validation_data: Any, pin_memory: bool = False
+    x: Any,
+    y: Any,
+    sample_weight: Any,
+    validation_split: float,
+    validation_data: Any,
+    pin_memory: bool = False,
+    target_keys: Sequence[str] | None = None,
 ) -> tuple[ArrayData | LoaderData, ArrayData | LoaderData | None]:
     """A fit's training and validation data, checked, and split as Keras splits (the last fraction, before
     any shuffling) when `validation_split` is given without `validation_data`."""
-    train = make_data(x, y, sample_weight, pin_memory)
+    train = make_data(x, y, sample_weight, pin_memory, target_keys)
     if validation_split and validation_data is None:
         if not isinstance(train, ArrayData):
             raise ValueError("`validation_split` needs in-memory arrays; pass `validation_data` with a Dataset.")
         return train.split(validation_split)
     if validation_data is not None:
         vx, vy, vw = unpack_validation(validation_data)
-        return train, make_data(vx, vy, vw, pin_memory)
+        return train, make_data(vx, vy, vw, pin_memory, target_keys)
     return train, None
 
 
@@ -283,13 +317,15 @@ class EpochIterator:
     """The batches of one `fit`, `evaluate` or `predict`: the data and how to serve it, given once.
 
     `epoch()` gives one epoch's `Batch`es, moved to `device` (unless the data lives there already).
-    With `steps_per_epoch`, each epoch takes that many batches, continuing the data where the last
-    epoch stopped (and starting it again when it runs out). `steps` is the number of steps an epoch
-    has (None for data of unknown length).
+    With `steps_per_epoch`, an epoch is at most that many batches, as Keras 3's `EpochIterator` counts
+    them: training (`continues=True`) goes on where the last epoch stopped, and an epoch ends early when
+    the data runs out (the next one starts the data again); otherwise (validation, `evaluate`, `predict`)
+    every epoch takes the first batches. `steps` is the number of steps an epoch has (None for data of
+    unknown length). `class_weight` turns each batch's labels into sample weights, as Keras does.
 
     >>> it = EpochIterator(ArrayData(torch.arange(5.0), torch.arange(5)), batch_size=2, steps_per_epoch=2)
-    >>> [[b.y.tolist() for b in it.epoch()] for _ in range(2)]
-    [[[0, 1], [2, 3]], [[4], [0, 1]]]
+    >>> [[b.y.tolist() for b in it.epoch()] for _ in range(3)]
+    [[[0, 1], [2, 3]], [[4]], [[0, 1], [2, 3]]]
     """
 
     def __init__(
@@ -300,13 +336,17 @@ class EpochIterator:
         steps_per_epoch: int | None = None,
         generator: torch.Generator | None = None,
         device: torch.device | None = None,
+        continues: bool = True,
+        class_weight: dict[int, float] | None = None,
     ) -> None:
         self.data, self.batch_size, self.shuffle, self.generator = data, batch_size, shuffle, generator
-        self.steps_per_epoch = steps_per_epoch
+        self.steps_per_epoch, self.continues = steps_per_epoch, continues
         self.steps = steps_per_epoch or data.steps(batch_size)
         self.device = device
+        self.class_weight = class_weight
         self._move = device is not None and _needs_move(data, device)
-        self._stream: Iterator | None = None
+        self._pass: Iterator | None = None
+        self._seen = 0
 
     def set_epoch(self, epoch: int) -> None:
         """Tell the data's sampler which epoch starts (a `DistributedSampler` reshuffles by it)."""
@@ -317,6 +357,8 @@ class EpochIterator:
     def epoch(self) -> Iterator[Batch]:
         """One epoch's batches."""
         batches = self._one_pass() if self.steps_per_epoch is None else self._take(self.steps_per_epoch)
+        if self.class_weight is not None:
+            batches = (self._weighted(rows) for rows in batches)
         if not self._move:
             return (Batch(*rows) for rows in batches)
         move = self._to_device
@@ -326,28 +368,59 @@ class EpochIterator:
         return self.data.batches(self.batch_size, self.shuffle, self.generator)
 
     def _take(self, steps: int) -> Iterator:
-        if self._stream is None:
-            self._stream = self._endless()
+        if self._pass is None or not self.continues:
+            self._pass, self._seen = iter(self._one_pass()), 0
+        known = self.data.steps(self.batch_size)
+        ran_out = False
         for _ in range(steps):
+            if known is not None and self._seen >= known:
+                ran_out = True
+                break
             try:
-                yield next(self._stream)
+                rows = next(self._pass)
             except StopIteration:
-                return
+                ran_out = True
+                break
+            self._seen += 1
+            yield rows
+        if ran_out:
+            warnings.warn(
+                f"The data ran out after {self._seen} batches, before steps_per_epoch={steps}: the epoch ends "
+                "early (the next one starts the data again), as in Keras.",
+                stacklevel=2,
+            )
+        if ran_out or (known is not None and self._seen >= known):
+            self._pass = None
 
-    def _endless(self) -> Iterator:
-        while True:
-            empty = True
-            for rows in self._one_pass():
-                empty = False
-                yield rows
-            if empty:
-                return
+    def _weighted(self, rows: Any) -> Any:
+        x, y, w, *rest = rows
+        if not isinstance(y, torch.Tensor):
+            raise ValueError("`class_weight` is only supported for models with a single output (as in Keras).")
+        if w is not None:
+            raise ValueError("You cannot use `class_weight` and `sample_weight` at the same time (as in Keras).")
+        return (x, y, class_weight_to_sample_weight(y, self.class_weight), *rest)
 
     def _to_device(self, t: Any) -> Any:
         device: torch.device = self.device  # type: ignore[assignment]
         if isinstance(t, torch.Tensor):  # the common case, without the generic walk
             return t if t.device == device else t.to(device, non_blocking=True)
         return map_tensors(lambda v: v if v.device == device else v.to(device, non_blocking=True), t)
+
+
+def class_weight_to_sample_weight(y: torch.Tensor, class_weight: dict[int, float]) -> torch.Tensor:
+    """Each sample's weight is its class's (1.0 for a class not in `class_weight`), as Keras 3 reads labels:
+    one-hot targets by their argmax, `(N, 1)` labels squeezed, float labels rounded.
+
+    >>> class_weight_to_sample_weight(torch.tensor([0, 1, 2, 1]), {1: 9.0})
+    tensor([1., 9., 1., 9.])
+    """
+    if y.dim() > 1:
+        y = y.argmax(-1) if y.shape[-1] != 1 else y.squeeze(-1)
+    labels = y.round().to(torch.int64) if y.is_floating_point() else y.to(torch.int64)
+    weight = torch.ones(labels.shape, dtype=torch.float32, device=labels.device)
+    for cls, value in class_weight.items():
+        weight = torch.where(labels == cls, torch.tensor(float(value), device=labels.device), weight)
+    return weight
 
 
 def _needs_move(data: Any, device: torch.device) -> bool:

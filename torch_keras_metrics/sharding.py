@@ -125,7 +125,7 @@ class ShardedLoaderData(LoaderData):
 
     def batches(self, batch_size: int = 0, shuffle: bool = False, generator: Any = None) -> Iterator[Any]:
         for item, (_, _, scale) in zip(self.loader, self.sampler.plan):
-            yield (*unpack(item), scale)
+            yield (*unpack(item, self.target_keys), scale)
 
 
 def shard_for_training(
@@ -141,7 +141,9 @@ def shard_for_training(
         )
     if isinstance(data, ArrayData):
         return ShardedArrayData(data, rank, world)
-    return ShardedLoaderData(data.dataset, batch_size, rank, world, shuffle, data.pin_memory, generator)
+    sharded = ShardedLoaderData(data.dataset, batch_size, rank, world, shuffle, data.pin_memory, generator)
+    sharded.target_keys = data.target_keys
+    return sharded
 
 
 def shard_for_eval(data: ArrayData | LoaderData, rank: int, world: int) -> ArrayData | LoaderData:
@@ -155,12 +157,15 @@ def shard_for_eval(data: ArrayData | LoaderData, rank: int, world: int) -> Array
         return data.part(*shard_bounds(data.n, rank, world))
     if data.dataset is not None and not isinstance(data.dataset, IterableDataset):
         part = Subset(data.dataset, range(*shard_bounds(len(data.dataset), rank, world)))  # type: ignore[arg-type]
-        return LoaderData(part, data.pin_memory)
+        return LoaderData(part, data.pin_memory, data.target_keys)
     loader = data.loader
     if isinstance(loader.sampler, DistributedSampler) and loader.batch_size is not None:
         n = len(loader.dataset)  # type: ignore[arg-type]
         if n % world:
-            return LoaderData(_rebuilt(loader, Subset(loader.dataset, range(*shard_bounds(n, rank, world)))))
+            return LoaderData(
+                _rebuilt(loader, Subset(loader.dataset, range(*shard_bounds(n, rank, world)))),
+                target_keys=data.target_keys,
+            )
     return data
 
 
@@ -203,18 +208,18 @@ def warn_unsharded(data: Any) -> None:
 
 
 def shard_for_fit(
-    train: Any, val: Any, batch_size: int, shuffle: bool, generator: Any, dist: Any
+    train: Any, val: Any, batch_size: int, val_batch_size: int, shuffle: bool, generator: Any, dist: Any
 ) -> tuple[Any, Any, int]:
-    """A fit's training and validation data for this rank, and the validation batch size.
+    """A fit's training and validation data for this rank, and this rank's validation batch size.
 
     Without a group (`dist` None) they are returned as they are. The ranks' generators must hold the same
     state (the Trainer broadcasts rank 0's), so that they draw the same shuffle.
     """
     if dist is None:
-        return train, val, batch_size
+        return train, val, val_batch_size
     warn_unsharded(train)
     train = shard_for_training(train, batch_size, dist.rank, dist.world, shuffle, generator)
-    val_batch_size = local_batch_size(batch_size, dist.world)
+    val_batch_size = local_batch_size(val_batch_size, dist.world)
     return train, None if val is None else shard_for_eval(val, dist.rank, dist.world), val_batch_size
 
 

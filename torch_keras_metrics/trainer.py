@@ -21,6 +21,7 @@ Under `torch.distributed` (e.g. `torchrun`), the same code trains data-parallel:
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import signal
 import sys
@@ -57,10 +58,37 @@ def _resolve_verbose(verbose: Any) -> int:
     return int(verbose)
 
 
-def _check_batch_size(batch_size: Any) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be an integer >= 1, got {batch_size!r}.")
+def _check_batch_size(batch_size: Any, name: str = "batch_size") -> Any:
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(f"`{name}` must be None or an integer >= 1, got {batch_size!r}.")
     return batch_size
+
+
+def _default_batch_size(batch_size: int | None, steps: int | None, data: Any) -> int:
+    """Keras' default batch size: 32, or `ceil(samples / steps)` for in-memory data when `steps` is given."""
+    if batch_size is not None:
+        return batch_size
+    n = getattr(data, "n", None)
+    return math.ceil(n / steps) if steps and n else 32
+
+
+def _check_steps(steps: Any, name: str) -> None:
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise ValueError(f"`{name}` must be None or an integer >= 1, got {steps!r}.")
+
+
+def _check_class_weight(class_weight: Any, y: Any, sample_weight: Any) -> None:
+    """Keras 3's rules: a dict of class -> weight, for a single output, never with `sample_weight`."""
+    if class_weight is None:
+        return
+    if not isinstance(class_weight, dict) or not all(
+        isinstance(k, int) and not isinstance(k, bool) and isinstance(v, (int, float)) for k, v in class_weight.items()
+    ):
+        raise ValueError(f"`class_weight` must be a dict of integer class -> weight, got {class_weight!r}.")
+    if sample_weight is not None:
+        raise ValueError("You cannot use `class_weight` and `sample_weight` at the same time (as in Keras).")
+    if isinstance(y, (dict, tuple)) or (isinstance(y, list) and y and not isinstance(y[0], (int, float))):
+        raise ValueError("`class_weight` is only supported for models with a single output (as in Keras).")
 
 
 def _check_fit_arguments(
@@ -147,6 +175,7 @@ class Trainer:
         precision: str | None = None,
         distributed: bool | str | None = None,
         loss_weights: Any = None,
+        target_keys: str | Sequence[str] | None = None,
     ) -> None:
         if precision not in _PRECISIONS:
             raise ValueError(f"`precision` must be None, 'bf16' or 'fp16', got {precision!r}.")
@@ -164,6 +193,7 @@ class Trainer:
             self._net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         self.optimizer = optimizer
         self.loss, self.loss_weights = loss, loss_weights
+        self.target_keys = [target_keys] if isinstance(target_keys, str) else list(target_keys or []) or None
         self.compiled_loss = CompileLoss(loss, loss_weights)
         self.compiled_metrics = CompileMetrics(metrics, weighted_metrics, self.compiled_loss)
         self.precision = precision
@@ -214,7 +244,7 @@ class Trainer:
         self,
         x: Any = None,
         y: Any = None,
-        batch_size: int = 32,
+        batch_size: int | None = None,
         epochs: int = 1,
         verbose: int | str = "auto",
         callbacks: Sequence[Callback] | None = None,
@@ -226,11 +256,18 @@ class Trainer:
         steps_per_epoch: int | None = None,
         validation_freq: int | Container = 1,
         resume_from: str | os.PathLike | None = None,
+        class_weight: dict[int, float] | None = None,
+        validation_steps: int | None = None,
+        validation_batch_size: int | None = None,
     ) -> History:
         """Train for `epochs` epochs; returns the `History`. Arguments as `keras.Model.fit`.
 
         `validation_split` holds out the last fraction of the arrays before any shuffling. With
-        `steps_per_epoch`, each epoch draws that many batches, continuing where the last one stopped.
+        `steps_per_epoch`, each epoch draws that many batches, continuing where the last one stopped, and
+        ends early when the data runs out (the next epoch starts it again), as Keras 3 does; each validation
+        takes the first `validation_steps` batches of `validation_batch_size` (default `batch_size`).
+        `class_weight` ({class: weight}) weighs each training sample by its class, as Keras does (single
+        output only, never with `sample_weight`; validation is not class-weighted).
         Ctrl-C stops after the current batch and returns the History so far (each `ModelCheckpoint`
         then saves the trainer as `interrupted.pt` in its folder).
 
@@ -243,17 +280,27 @@ class Trainer:
         `stop_training` takes effect at the end of the epoch on every rank, when any rank set it.
         """
         batch_size = _check_batch_size(batch_size)
+        val_batch_size = _check_batch_size(validation_batch_size, "validation_batch_size") or batch_size
         verbose = self._verbose(verbose)
         _check_fit_arguments(validation_split, steps_per_epoch, epochs, initial_epoch, validation_freq)
+        _check_steps(validation_steps, "validation_steps")
+        _check_class_weight(class_weight, y, sample_weight)
         pin = self.device.type == "cuda"
-        train, val = fit_data(x, y, sample_weight, validation_split, validation_data, pin)
+        train, val = fit_data(x, y, sample_weight, validation_split, validation_data, pin, self.target_keys)
+        batch_size = _default_batch_size(batch_size, steps_per_epoch, train)
+        val_batch_size = _default_batch_size(val_batch_size, validation_steps, val)
         if resume_from is not None:  # after every check of the arguments and data: a refused call changes nothing
             initial_epoch = self._resume(resume_from, initial_epoch)
         if self.dist is not None:
             broadcast_generator(self.generator, self.dist.device)  # one shuffle for all ranks
-        train, val, val_batch_size = shard_for_fit(train, val, batch_size, shuffle, self.generator, self.dist)
-        train = EpochIterator(train, batch_size, shuffle, steps_per_epoch, self.generator, self.device)
-        val = None if val is None else EpochIterator(val, val_batch_size, device=self.device)
+        train, val, val_batch_size = shard_for_fit(
+            train, val, batch_size, val_batch_size, shuffle, self.generator, self.dist
+        )
+        train = EpochIterator(
+            train, batch_size, shuffle, steps_per_epoch, self.generator, self.device, class_weight=class_weight
+        )
+        val = None if val is None else EpochIterator(val, val_batch_size, steps_per_epoch=validation_steps,
+                                                     device=self.device, continues=False)  # fmt: skip
         cblist = CallbackList(
             callbacks, add_history=True, add_progbar=verbose != 0, add_base_logger=True, trainer=self,
             epochs=epochs, steps=train.steps, verbose=verbose,
@@ -290,22 +337,26 @@ class Trainer:
         self,
         x: Any = None,
         y: Any = None,
-        batch_size: int = 32,
+        batch_size: int | None = None,
         verbose: int | str = "auto",
         sample_weight: Any = None,
         return_dict: bool = False,
         callbacks: Sequence[Callback] | None = None,
+        steps: int | None = None,
     ) -> Any:
         """Loss and metrics on the data, under `torch.inference_mode`; a list as Keras orders it, or a dict.
 
         Distributed, each rank evaluates a contiguous share (every sample counted once, nothing padded)
-        in batches of `ceil(batch_size / world_size)`, and every rank returns the same numbers.
+        in batches of `ceil(batch_size / world_size)`, and every rank returns the same numbers. `steps`
+        evaluates the first batches only.
         """
         batch_size = _check_batch_size(batch_size)
         verbose = self._verbose(verbose)
-        data = make_data(x, y, sample_weight, self.device.type == "cuda")
+        _check_steps(steps, "steps")
+        data = make_data(x, y, sample_weight, self.device.type == "cuda", self.target_keys)
+        batch_size = _default_batch_size(batch_size, steps, data)
         data, batch_size = shard_for_evaluate(data, batch_size, self.dist, built=self.built)
-        batches = EpochIterator(data, batch_size, device=self.device)
+        batches = EpochIterator(data, batch_size, steps_per_epoch=steps, device=self.device, continues=False)
         cblist = CallbackList(
             callbacks, add_progbar=verbose != 0, trainer=self, steps=batches.steps, verbose=verbose, epochs=1
         )
@@ -318,16 +369,23 @@ class Trainer:
         return results[0] if len(results) == 1 else results
 
     def predict(
-        self, x: Any, batch_size: int = 32, verbose: int | str = "auto", callbacks: Sequence[Callback] | None = None
-    ) -> torch.Tensor:
-        """The model's outputs for every sample, concatenated, as a CPU tensor (under `torch.inference_mode`).
-
-        Distributed, every rank predicts every sample (no sharding, no communication).
+        self,
+        x: Any,
+        batch_size: int | None = None,
+        verbose: int | str = "auto",
+        callbacks: Sequence[Callback] | None = None,
+        steps: int | None = None,
+    ) -> Any:
+        """The model's outputs for every sample (the first `steps` batches' only, if given), concatenated as
+        CPU tensors in the model's output structure (a tensor, a tuple or list, or a dict), under
+        `torch.inference_mode`. Distributed, every rank predicts every sample (no sharding, no communication).
         """
         batch_size = _check_batch_size(batch_size)
         verbose = self._verbose(verbose)
-        data = make_data(x, None, None, self.device.type == "cuda")
-        batches = EpochIterator(data, batch_size, device=self.device)
+        _check_steps(steps, "steps")
+        data = make_data(x, None, None, self.device.type == "cuda", self.target_keys)
+        batch_size = _default_batch_size(batch_size, steps, data)
+        batches = EpochIterator(data, batch_size, steps_per_epoch=steps, device=self.device, continues=False)
         cblist = CallbackList(
             callbacks, add_progbar=verbose != 0, trainer=self, steps=batches.steps, verbose=verbose, epochs=1
         )
