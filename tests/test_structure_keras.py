@@ -234,3 +234,65 @@ def test_class_weight_refusals_match_keras(keras):
     with pytest.raises(ValueError, match="sample_weight"):
         trainer.fit(x, y["digit"], sample_weight=w, class_weight={0: 2.0}, verbose=0)
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+# --------------------------------------------------------------------------- structure errors and dict batches
+def _state(trainer, model):
+    return [p.detach().clone() for p in model.parameters()], [m.state() for m in trainer.metrics]
+
+
+@pytest.mark.parametrize(
+    "kwargs, y_of, match",
+    [
+        (dict(loss={"digit": "sparse_categorical_crossentropy"}), None, r"No loss for output\(s\) 'parity'"),
+        (
+            dict(loss={"digit": "mse", "parity": "mse", "extra": "mse"}),
+            None,
+            r"not an output of the model: \['extra'\]",
+        ),
+        (dict(loss=["mse"]), None, r"`loss` is a list of 1, but the model has outputs \['digit', 'parity'\]"),
+        (dict(loss="mse", metrics={"digits": ["mae"]}), None, r"not an output of the model: \['digits'\]"),
+        (dict(loss="mse"), lambda y: {"digit": y["digit"]}, r"missing: \['parity'\]"),
+        (dict(loss="mse", loss_weights=[1.0]), None, r"`loss_weights` is a list of 1"),
+    ],
+)
+def test_structure_errors_name_both_sides_and_change_nothing(kwargs, y_of, match):
+    x, y, _ = _data()
+    y = {"digit": y["digit"].astype("float32")[:, None], "parity": y["parity"]}
+    model = Twin()
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=LR), device="cpu", **kwargs)
+    before = _state(trainer, model)
+    with pytest.raises(ValueError, match=match):
+        trainer.fit(x, y if y_of is None else y_of(y), batch_size=BATCH, verbose=0)
+    after = _state(trainer, model)
+    assert all(torch.equal(a, b) for a, b in zip(before[0], after[0])) and after[1] == []
+
+
+def test_a_loader_of_dict_batches_names_its_targets_with_target_keys():
+    x, y, _ = _data()
+    rows = [
+        {"a": torch.from_numpy(x["a"][i]), "b": torch.from_numpy(x["b"][i]), "label": torch.tensor(y["digit"][i])}
+        for i in range(N)
+    ]
+    loader = torch.utils.data.DataLoader(rows, batch_size=BATCH)
+
+    class Digit(Twin):
+        def forward(self, a, b):
+            return super().forward(a, b)["digit"]
+
+    torch.manual_seed(0)
+    model = Digit()
+    kw = dict(loss="sparse_categorical_crossentropy", metrics=["accuracy"], device="cpu")
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=LR), target_keys="label", **kw)
+    got = trainer.fit(loader, epochs=EPOCHS, verbose=0).history
+    torch.manual_seed(0)
+    twin = Digit()
+    arrays = Trainer(twin, torch.optim.SGD(twin.parameters(), lr=LR), **kw)
+    want = arrays.fit(x, y["digit"], batch_size=BATCH, epochs=EPOCHS, shuffle=False, verbose=0).history
+    assert sorted(got) == ["accuracy", "loss"]
+    _close(got, want)
+    _close(
+        trainer.evaluate(loader, verbose=0, return_dict=True),
+        trainer.evaluate({**x, "label": y["digit"]}, batch_size=BATCH, verbose=0, return_dict=True),
+    )
+    assert trainer.predict(loader, verbose=0).shape == (N, 3)
