@@ -75,6 +75,43 @@ def _fit(trainer, shuffle=True, x=None):
     return history.history
 
 
+class _TwoHeads(torch.nn.Module):
+    """Dict inputs a, b; dict outputs: 3 classes and one regression value."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.body, self.cls, self.reg = torch.nn.Linear(6, 16), torch.nn.Linear(16, 3), torch.nn.Linear(16, 1)
+
+    def forward(self, a, b):
+        h = torch.tanh(self.body(torch.cat([a, b], -1)))
+        return {"cls": self.cls(h).softmax(-1), "reg": self.reg(h)}
+
+
+def _structured_fit():
+    """A dict-input, two-output model, per-output losses, weights, metrics and sample weights."""
+    model = _TwoHeads()
+    trainer = tkm.Trainer(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.9),
+        {"cls": "sparse_categorical_crossentropy", "reg": "mse"},
+        loss_weights={"cls": 1.0, "reg": 0.5},
+        metrics={"cls": ["accuracy"], "reg": ["mae"]},
+        weighted_metrics={"cls": ["accuracy"]},
+        device="cpu",
+    )
+    tx, ty, tw = _data(N_TRAIN, 1)
+    vx, vy, vw = _data(N_EVAL, 2)
+
+    def structured(x, y, w):
+        return {"a": x[:, :4], "b": x[:, 4:]}, {"cls": y, "reg": x[:, :1] * 2}, {"cls": w, "reg": w.flip(0)}
+
+    x, y, w = structured(tx, ty, tw)
+    history = trainer.fit(x, y, sample_weight=w, batch_size=BATCH, epochs=EPOCHS, verbose=0,
+                          validation_data=structured(vx, vy, vw))  # fmt: skip
+    return history.history
+
+
 def _metric_suite():
     def mean_pred(y_true, y_pred):
         return y_pred.max(-1).values
@@ -167,6 +204,7 @@ def _worker(rank, world, init_file, out_dir):
         out["printed"] = printed.getvalue()
         out["fit"] = _fit(_trainer())
         out["fit_dataset"] = _fit(_trainer(), shuffle=False, x=TensorDataset(*_data(N_TRAIN, 1)))
+        out["fit_structured"] = _structured_fit()
 
         # BatchNorm: after a fit with validation, every rank holds rank 0's running statistics
         torch.manual_seed(0)
@@ -279,6 +317,15 @@ def test_fit_history_equals_single_process_with_the_global_batch(ranks):
             _close({k: v[epoch] for k, v in res["fit"].items()}, {k: v[epoch] for k, v in want.items()})
             got = {k: v[epoch] for k, v in res["fit_dataset"].items()}
             _close(got, {k: v[epoch] for k, v in want_unshuffled.items()})
+
+
+def test_a_dict_input_two_output_model_equals_single_process(ranks):
+    world, results = ranks
+    want = _structured_fit()
+    assert "val_cls_weighted_accuracy" in want and "reg_loss" in want
+    for res in results:
+        for epoch in range(EPOCHS):
+            _close({k: v[epoch] for k, v in res["fit_structured"].items()}, {k: v[epoch] for k, v in want.items()})
 
 
 def test_every_rank_logs_the_same_and_only_rank_0_prints(ranks):
