@@ -146,13 +146,17 @@ class Trainer:
     """Keras' training loop around a torch module (see the module docstring).
 
     Args:
-        model: a `torch.nn.Module` with one output tensor.
+        model: a `torch.nn.Module`. `x` a tensor calls `model(x)`, a tuple or list `model(*x)`, a dict
+            `model(**x)`; it may return a tensor, a tuple or list, or a mapping (a dict, transformers'
+            `ModelOutput`): several outputs, named by the mapping's keys (see `torch_keras_metrics.structure`).
         optimizer: a `torch.optim.Optimizer` over the model's parameters.
         loss: a Keras name (`"sparse_categorical_crossentropy"`, `"categorical_crossentropy"`,
             `"binary_crossentropy"`, `"mse"`, `"mae"`), a `KerasLoss` (for `from_logits=True`), a torch loss
-            module, or a callable `(y_pred, y_true) -> loss`. Reduced as Keras reduces: mean over the batch,
-            sample weights applied per sample (`sum(loss_i * w_i) / batch_size`).
-        metrics: anything `torch_keras_metrics.get` accepts; they ignore sample weights.
+            module, or a callable `(y_pred, y_true) -> loss`; for several outputs one of those for every
+            output, a dict keyed by output name or a list in output order. Reduced as Keras reduces: mean
+            over the batch, sample weights applied per sample (`sum(loss_i * w_i) / batch_size`).
+        metrics: anything `torch_keras_metrics.get` accepts; they ignore sample weights. For several outputs,
+            a dict keyed by output name or a list with one entry (a list of metrics) per output.
         weighted_metrics: the same, weighted by the sample weights (logged `weighted_<name>` on collisions).
         device: defaults to CUDA when available (`cuda:LOCAL_RANK` when distributed).
         precision: None (float32), `"bf16"` or `"fp16"` (autocast; fp16 adds a gradient scaler).
@@ -162,6 +166,9 @@ class Trainer:
             `DistributedDataParallel` (`trainer.model` stays the unwrapped module), `batch_size` is the
             global batch, and every rank gets the same epoch logs (see `torch_keras_metrics.distributed`).
             To choose DDP's options, pass your own `DistributedDataParallel` as `model`.
+        loss_weights: Keras' weights of the outputs' losses in the total: a number, a dict or a list.
+        target_keys: for data whose batches are dicts holding their own targets (as transformers'
+            collators make): the key (or keys) of the targets; the other keys are the model's inputs.
     """
 
     def __init__(
