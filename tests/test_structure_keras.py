@@ -104,8 +104,9 @@ def test_one_loss_for_every_output_and_one_sample_weight_array_match_keras(keras
     kmodel = _keras_model(keras)
     model = _twin(kmodel)
     kmodel.compile(keras.optimizers.SGD(learning_rate=LR), loss="mse", weighted_metrics={"parity": ["mae"]})
-    fit = dict(batch_size=BATCH, epochs=EPOCHS, verbose=0, shuffle=False, sample_weight=w)
+    fit = dict(batch_size=BATCH, epochs=EPOCHS, verbose=0, shuffle=False, sample_weight=w, validation_split=0.25)
     khist = kmodel.fit(x, y, **fit).history
+    assert "val_parity_mae" in khist  # the dict arrays were split: the last quarter validates
     trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=LR), "mse", device="cpu",
                       weighted_metrics={"parity": ["mae"]})  # fmt: skip
     _close(trainer.fit(x, y, **fit).history, khist)
@@ -208,12 +209,14 @@ def test_steps_per_epoch_shorter_and_longer_than_the_data_match_keras(keras, ste
         assert np.allclose(got.numpy(), kmodel.predict(x, batch_size=batch_size, steps=2, verbose=0), atol=TOL)
 
 
-@pytest.mark.parametrize("classes", [1, 3])
-def test_class_weight_matches_keras(keras, classes):
+@pytest.mark.parametrize("classes, onehot", [(1, False), (3, False), (3, True)])
+def test_class_weight_matches_keras(keras, classes, onehot):
     x, y, _ = _data()
     x = x["a"]
     labels = y["parity"] if classes == 1 else y["digit"]
     loss = "binary_crossentropy" if classes == 1 else "sparse_categorical_crossentropy"
+    if onehot:  # one-hot targets are read by their argmax
+        labels, loss = np.eye(3, dtype="float32")[labels], "categorical_crossentropy"
     class_weight = {0: 0.5, 1: 3.0} if classes == 1 else {0: 2.0, 2: 0.25}  # class 1 missing: weighs 1.0
     kmodel, model = _binary_pair(keras, classes)
     kw = dict(loss=loss, metrics=["accuracy"], weighted_metrics=["accuracy"])
