@@ -48,13 +48,13 @@ def _worker(rank, world_size, init_file, out_dir):
         shard = slice(rank * N_SAMPLES // world_size, (rank + 1) * N_SAMPLES // world_size)
         metrics = _metrics()
         _feed(metrics, labels[shard], scores[shard], weights[shard])
-        local = [m.result() for m in metrics]
+        local = [m.result(sync=False) for m in metrics]
         synced = [m.compute() for m in metrics]
         again = [m.compute() for m in metrics]  # unsync restored the local state: same answer twice
-        after = [m.result() for m in metrics]
-        torch.save(
-            {"local": local, "synced": synced, "again": again, "after": after}, os.path.join(out_dir, f"{rank}.pt")
-        )
+        result = [m.result() for m in metrics]  # under a group, result() is the global value too (one collective)
+        after = [m.result(sync=False) for m in metrics]
+        out = {"local": local, "synced": synced, "again": again, "result": result, "after": after}
+        torch.save(out, os.path.join(out_dir, f"{rank}.pt"))
         dist.barrier()  # nobody closes the group while a peer still talks to it (gloo aborts then)
     finally:
         dist.destroy_process_group()
@@ -72,9 +72,9 @@ def test_compute_sums_states_over_ranks(tmp_path, world_size):
     expected = [m.result() for m in single]
     results = [torch.load(tmp_path / f"{r}.pt", weights_only=True) for r in range(world_size)]
     for rank, res in enumerate(results):
-        for got, again, want in zip(res["synced"], res["again"], expected):
+        for got, again, result, want in zip(res["synced"], res["again"], res["result"], expected):
             assert torch.allclose(got, want, atol=1e-6), (rank, got, want)
-            assert torch.equal(got, again)
+            assert torch.equal(got, again) and torch.allclose(result, want, atol=1e-6)
         for local, after in zip(res["local"], res["after"]):
             assert torch.equal(local, after)
     # the local results differ between ranks (each saw its own shard), the synced ones do not

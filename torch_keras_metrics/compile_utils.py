@@ -117,6 +117,10 @@ def _check_metric(metric: Mean, spec: Any) -> None:
             f"{spec!r} gives a {type(metric).__name__}, which averages values rather than comparing y_true with "
             "y_pred; as a Trainer metric use MeanMetricWrapper(fn) or a function (y_true, y_pred) -> values."
         )
+    if metric.torchmetrics_order:
+        raise TypeError(
+            f"{spec!r} takes torchmetrics' order (preds, target); the Trainer passes Keras' (y_true, y_pred)."
+        )
 
 
 def _as_list(entry: Any) -> list[Any]:
@@ -297,7 +301,7 @@ class CompileMetrics:
             return {}
         losses = [t.result() for t in self.trackers]
         device = losses[0].device
-        floats = torch.stack([*losses, *[m.result().double().to(device) for m in self.metrics]]).tolist()
+        floats = torch.stack([*losses, *[m.result(sync=False).double().to(device) for m in self.metrics]]).tolist()
         return {k: floats[i] for k, i in self._order}
 
     def epoch_logs(self, dist: DistContext | None, device: torch.device) -> dict[str, float]:

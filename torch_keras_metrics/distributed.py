@@ -188,7 +188,7 @@ def reduce_epoch(
         local = m.state()
         m.load_state(vector[at + 2 * i : at + 2 * i + 2])
         try:
-            results.append(m.result())
+            results.append(m.result(sync=False))
         finally:
             m.load_state(local)
     return (loss[0] if loss.shape[0] == 1 else loss), results

@@ -62,6 +62,22 @@ def _pair(y_true: Any, y_pred: Any, true_as_pred: bool = False) -> tuple[torch.T
     return as_tensor(y_true, "y_true", y_pred.device, dtype), y_pred
 
 
+def _check_order(y_true: torch.Tensor, y_pred: torch.Tensor, name: str) -> None:
+    """Refuse torchmetrics' argument order `(preds, target)` where dtypes and shapes leave no doubt:
+    float "labels" with a class axis beside integer "scores" without one (metadata only, no sync)."""
+    if (
+        y_true.is_floating_point()
+        and not (y_pred.is_floating_point() or y_pred.is_complex() or y_pred.dtype == torch.bool)
+        and y_true.dim() == y_pred.dim() + 1
+    ):
+        raise ValueError(
+            f"{name}: `y_true` of shape {tuple(y_true.shape)} holds {y_true.dtype} scores with a class axis and "
+            f"`y_pred` of shape {tuple(y_pred.shape)} holds {y_pred.dtype} labels: that is torchmetrics' order "
+            "(preds, target). These metrics take Keras' order: call metric(target, preds), or make the metric "
+            "with torchmetrics_order=True to pass (preds, target)."
+        )
+
+
 def _argmax(x: torch.Tensor) -> torch.Tensor:
     # torch.argmax has no bool kernel; ties and NaNs resolve as torch (and so Keras) resolve them.
     return (x.to(torch.uint8) if x.dtype == torch.bool else x).argmax(-1)
@@ -320,6 +336,7 @@ def _binary_accuracy(y_true: Any, y_pred: Any, threshold: float = 0.5) -> torch.
 
 def _categorical_accuracy(y_true: Any, y_pred: Any) -> torch.Tensor:
     y_true, y_pred = _pair(y_true, y_pred)  # Keras takes argmax(y_true) before any cast
+    _check_order(y_true, y_pred, "categorical_accuracy")
     _check_one_hot(y_true, y_pred)
     return _sparse_match(_argmax(y_true), y_pred, _is_argmax)  # large: y_pred in one compiled pass
 
@@ -340,6 +357,7 @@ def _sparse_categorical_accuracy(y_true: Any, y_pred: Any) -> torch.Tensor:
         # The common case, (N,) integer labels and (N, C) float scores, in the fewest Python calls.
         return y_pred.argmax(-1) == y_true
     y_true, y_pred = _pair(y_true, y_pred)  # labels keep their own dtype: 2049 stays 2049 beside float16
+    _check_order(y_true, y_pred, "sparse_categorical_accuracy")
     check_scores(y_pred)
     label_axis = y_true.dim() == y_pred.dim() and y_true.shape[-1] == 1
     if label_axis:
@@ -351,12 +369,24 @@ def _sparse_categorical_accuracy(y_true: Any, y_pred: Any) -> torch.Tensor:
     return matches
 
 
+def _rows_of(labels: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    """Labels laid over the rows of the scores, as Keras' top-k flattens both: labels (N,) meet scores
+    (N, 1, C) row by row, not broadcast N by N (only when the counts agree and the shapes do not)."""
+    rows = scores.shape[:-1]
+    if labels.shape != rows and labels.numel() == rows.numel() and broadcast_shapes(labels.shape, rows) != rows:
+        return labels.reshape(rows)
+    return labels
+
+
 def _top_k_categorical_accuracy(y_true: Any, y_pred: Any, k: int = 5) -> torch.Tensor:
     k = check_k(k)
     y_true, y_pred = _pair(y_true, y_pred, true_as_pred=True)
+    _check_order(y_true, y_pred, "top_k_categorical_accuracy")
     _check_one_hot(y_true, y_pred)
     # As Keras: y_true is cast to y_pred's dtype before its argmax (soft labels meet integer scores as 0s).
-    return _sparse_match(_argmax(y_true.to(y_pred.dtype)), y_pred, lambda s, i: _in_top_k(s, i, k))
+    labels = _argmax(y_true.to(y_pred.dtype))
+    matches = _sparse_match(_rows_of(labels, y_pred), y_pred, lambda s, i: _in_top_k(s, i, k))
+    return matches.reshape(labels.shape) if matches.shape != labels.shape else matches
 
 
 def _sparse_top_k_categorical_accuracy(
@@ -364,6 +394,7 @@ def _sparse_top_k_categorical_accuracy(
 ) -> torch.Tensor:
     k = check_k(k)
     y_true, y_pred = _pair(y_true, y_pred)
+    _check_order(y_true, y_pred, "sparse_top_k_categorical_accuracy")
     check_scores(y_pred, "y_pred")
     shape = y_true.shape
     labels = y_true.squeeze(-1) if y_true.dim() == y_pred.dim() and y_true.shape[-1] == 1 else y_true
@@ -376,7 +407,7 @@ def _sparse_top_k_categorical_accuracy(
         matches = (labels.unsqueeze(-1) == ids).any(-1).expand(lead)
     else:
         # Keras converts the labels to int32 here, cutting fractions (1.5 -> 1).
-        matches = _sparse_match(labels, y_pred, lambda s, i: _in_top_k(s, i, k), truncate=True)
+        matches = _sparse_match(_rows_of(labels, y_pred), y_pred, lambda s, i: _in_top_k(s, i, k), truncate=True)
     if matches.shape != shape and matches.numel() == shape.numel():
         matches = matches.reshape(shape)
     return matches

@@ -139,8 +139,17 @@ class Mean(torchmetrics.Metric):
         """Add a batch of values (and optional weights) to the running mean."""
         self._add(*self._batch_sums(self._values(values), sample_weight))
 
-    def result(self) -> torch.Tensor:
-        """`total / count`, or 0 before any sample (never NaN). Stays on the device."""
+    def result(self, sync: bool = True) -> torch.Tensor:
+        """`total / count`, or 0 before any sample (never NaN). Stays on the device.
+
+        Under an initialised `torch.distributed` group of more than one rank it is the value over every
+        rank, as Keras' under a distribution strategy and torchmetrics' `compute()`: one `all_reduce` of
+        `(total, count)`, so every rank must call it. `sync=False` gives this rank's own value.
+        """
+        if sync and _distributed():
+            state = self.state()
+            torch.distributed.all_reduce(state)
+            return _ratio(state[0], state[1]).to(self._result_dtype)
         return _ratio(self.total, self.count).to(self._result_dtype)
 
     def reset_state(self) -> None:
@@ -196,7 +205,7 @@ class Mean(torchmetrics.Metric):
 
     def compute(self) -> torch.Tensor:
         """torchmetrics' name for `result`; under torch.distributed it sums the states of all ranks first."""
-        return self.result()
+        return self.result(sync=False)  # torchmetrics has summed the states already
 
     def reset(self) -> None:
         """torchmetrics' name for `reset_state` (also clears torchmetrics' bookkeeping)."""
@@ -260,6 +269,11 @@ class Mean(torchmetrics.Metric):
         self.total, self.count = summed[0].clone(), summed[1].clone()
 
 
+def _distributed() -> bool:
+    dist = torch.distributed
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
 def _ratio(total: torch.Tensor, count: torch.Tensor | float) -> torch.Tensor:
     if isinstance(count, float):  # unweighted: the count is known on the host, no division by zero
         return total.div(count) if count else torch.zeros((), dtype=torch.float32, device=total.device)
@@ -280,23 +294,31 @@ class MeanMetricWrapper(Mean):
     tensor(0.4000)
     """
 
-    def __init__(self, fn: Callable, name: str | None = None, dtype: Any = None, **kwargs: Any) -> None:
+    def __init__(
+        self, fn: Callable, name: str | None = None, dtype: Any = None, torchmetrics_order: bool = False, **kwargs: Any
+    ) -> None:
         if not callable(fn):
             raise TypeError(f"`fn` must be a callable (y_true, y_pred) -> values, got {fn!r}.")
         tm_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in _TORCHMETRICS_KWARGS}
         super().__init__(name=name, dtype=dtype, **tm_kwargs)
         self._fn = fn
         self._fn_kwargs = kwargs
+        # torchmetrics' order for `update`/`forward`, (preds, target): to mix with its metrics positionally
+        self.torchmetrics_order = bool(torchmetrics_order)
 
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:  # type: ignore[override]
         """Add a batch: per-element values of `fn`, reduced per sample, weighted by `sample_weight`."""
         self._add(*self._batch_sums(self._matches(y_true, y_pred), sample_weight))
 
     def update(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:  # type: ignore[override]
-        """torchmetrics' name for `update_state`."""
+        """torchmetrics' name for `update_state`; with `torchmetrics_order=True` it takes `(preds, target)`."""
+        if self.torchmetrics_order:
+            y_true, y_pred = y_pred, y_true
         self.update_state(y_true, y_pred, sample_weight)
 
     def _forward_inputs(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> tuple[torch.Tensor, Any]:
+        if self.torchmetrics_order:
+            y_true, y_pred = y_pred, y_true
         return self._matches(y_true, y_pred), sample_weight
 
     def _matches(self, y_true: Any, y_pred: Any) -> torch.Tensor:
@@ -475,7 +497,11 @@ _AUTO = ("accuracy", "acc")
 
 
 def _is_binary_loss(loss: Any) -> tuple[bool, bool]:
-    """(is a torch binary loss, takes logits)."""
+    """(is a binary loss that says whether it takes logits, takes logits): torch's BCE losses, and Keras'
+    binary losses by name with `from_logits=True` (a deliberate fix: Keras would threshold logits at 0.5)."""
+    if isinstance(loss, L.KerasLoss):
+        binary = loss.name in ("binary_crossentropy", "bce", "binary_focal_crossentropy")
+        return binary and loss.from_logits, binary and loss.from_logits
     kind = loss if inspect.isclass(loss) else type(loss)
     if not inspect.isclass(kind):
         return False, False
@@ -487,9 +513,10 @@ def _is_binary_loss(loss: Any) -> tuple[bool, bool]:
 def resolve_accuracy(name: str, y_true: Any, y_pred: Any, loss: Any = None) -> Mean:
     """The accuracy that `"accuracy"`/`"acc"` means for these shapes and this loss (docs/semantics.md §6).
 
-    Binary when the loss is torch's `BCELoss`/`BCEWithLogitsLoss` (threshold 0 on logits) or
-    `y_pred`'s last axis has size 1; sparse categorical when `y_true` has lower rank than
-    `y_pred`, or its last axis is 1 while `y_pred`'s is larger; categorical otherwise.
+    Binary when the loss is torch's `BCELoss`/`BCEWithLogitsLoss` or a Keras binary loss with
+    `from_logits=True` (threshold 0 on logits), or `y_pred`'s last axis has size 1; sparse categorical
+    when `y_true` has lower rank than `y_pred`, or its last axis is 1 while `y_pred`'s is larger;
+    categorical otherwise.
     The metric keeps the name typed.
 
     >>> resolve_accuracy("acc", torch.zeros(8), torch.zeros(8, 10))
