@@ -56,8 +56,8 @@ class Stub:
         split = [{"params": params[:2]}, {"params": params[2:]}] if groups == 2 else params
         self.optimizer = torch.optim.SGD(split, lr=lr)
         self.stop_training = False
-        self.metrics: list = []
-        self.metrics_names = ["loss"]
+        self.metrics: list = [tkm.Accuracy()]  # as the Keras model's compile(metrics=["accuracy"])
+        self.metrics_names = ["loss", "accuracy"]
 
     def mark(self, epoch: int) -> None:
         with torch.no_grad():
@@ -192,7 +192,7 @@ def test_early_stopping_matches_keras_on_any_sequence(
 
 def test_early_stopping_missing_key_warns_once_with_the_keys_and_never_stops(kmodel):
     seq = [{"loss": 1.0 - i / 10} for i in range(5)]
-    k, o = keras.callbacks.EarlyStopping("val_auc", mode="min"), ours.EarlyStopping("val_auc")
+    k, o = keras.callbacks.EarlyStopping("val_auc", mode="min"), ours.EarlyStopping("val_auc", mode="min")
     with pytest.warns(UserWarning) as caught:
         stopped, _, _ = ours_drive(o, Stub(), seq)
     messages = [str(w.message) for w in caught if "val_auc" in str(w.message)]
@@ -225,11 +225,30 @@ def test_auto_mode_follows_the_trainer_metric_direction():
     cb.set_model(stub)
     cb._set_monitor_op()
     assert cb._is_improvement(0.6, 0.5)
-    for name, bigger_is_better in [("val_accuracy", True), ("auc", True), ("val_loss", False), ("val_mae", False)]:
+    stub.metrics_names = ["loss", "digit_loss"]  # each output's loss is minimised
+    cb = ours.EarlyStopping("val_digit_loss")
+    cb.set_model(stub)
+    cb._set_monitor_op()
+    assert not cb._is_improvement(0.6, 0.5)
+    for name, bigger_is_better in [("val_accuracy", True), ("accuracy", True), ("val_loss", False)]:
         cb = ours.EarlyStopping(name)
         cb.set_model(Stub())
         cb._set_monitor_op()
         assert cb._is_improvement(0.6, 0.5) is bigger_is_better
+
+
+@pytest.mark.parametrize("callback", ["EarlyStopping", "ReduceLROnPlateau", "ModelCheckpoint"])
+@pytest.mark.parametrize("monitor", ["val_acuracy", "auc", "val_mae"])
+def test_auto_mode_refuses_a_monitor_of_unknown_direction_as_keras(kmodel, tmp_path, callback, monitor):
+    """A typo in `monitor` raises at the first epoch end (where Keras raises), not a run that never stops."""
+    args = (str(tmp_path / "k.weights.h5"),) if callback == "ModelCheckpoint" else ()
+    k = getattr(keras.callbacks, callback)(*args, monitor=monitor)
+    with pytest.raises(ValueError, match=f"monitor={monitor}"):
+        keras_drive(k, kmodel, [{"loss": 1.0, monitor: 0.5}])
+    args = (str(tmp_path / "o.pt"),) if callback == "ModelCheckpoint" else ()
+    o = getattr(ours, callback)(*args, monitor=monitor)
+    with pytest.raises(ValueError, match=f"monitor={monitor}, but the direction of that metric is unknown"):
+        ours_drive(o, Stub(), [{"loss": 1.0, monitor: 0.5}])
 
 
 # ------------------------------------------------------------------ ReduceLROnPlateau, LearningRateScheduler
@@ -278,7 +297,7 @@ def test_reduce_lr_on_plateau_scripted_every_group_and_message(kmodel, capsys):
 def test_reduce_lr_refuses_factor_one_and_missing_monitor_warns_once():
     with pytest.raises(ValueError, match="factor >= 1.0"):
         ours.ReduceLROnPlateau(factor=1.0)
-    o = ours.ReduceLROnPlateau("val_acc", patience=0)
+    o = ours.ReduceLROnPlateau("val_acc", patience=0, mode="max")
     with pytest.warns(UserWarning, match="Learning rate reduction is conditioned on metric `val_acc`") as caught:
         _, lrs, logs = ours_drive(o, Stub(), [{"loss": 1.0}] * 3, lr=Stub.lr)
     assert len([w for w in caught if "val_acc" in str(w.message)]) == 1

@@ -11,9 +11,9 @@ The differences a torch user meets are listed on each class; the shared ones:
 
 * Improvements are compared as Keras 3 compares them, in float32 (`ops.less(current - min_delta, best)`
   converts both sides to float32), so a gain smaller than float32 resolution is no improvement.
-* `mode="auto"`: `loss`/`val_loss` is minimised; a metric of the Trainer with that log name is
-  followed in its own direction (`higher_is_better`, or Keras' `_direction`); otherwise a name
-  containing `acc` or `auc` is maximised and anything else minimised (Keras 3 would raise instead).
+* `mode="auto"`: `loss`/`val_loss` (and each output's loss) is minimised; a metric of the Trainer with
+  that log name is followed in its own direction (`higher_is_better`, or Keras' `_direction`); any other
+  monitor raises a ValueError at the first epoch end, as Keras 3 does, so a typo never costs a run.
 * A monitored key missing from the logs warns once per `fit`, listing the keys there are; it never stops the run.
 * Under `torch.distributed`, only rank 0 writes files (checkpoints, CSV, TensorBoard) and prints;
   decisions (stopping, learning rates) run on every rank from the same epoch logs.

@@ -93,12 +93,14 @@ class MonitorCallback(Callback):
         self._warned = False
 
     def _auto_direction(self) -> Callable[[float, float], bool]:
+        """Keras 3's `mode="auto"`: a loss is minimised, a metric of the Trainer follows its own direction
+        (Keras' `_direction`, or torchmetrics' `higher_is_better`); anything else raises, as in Keras."""
         name = self.monitor[4:] if self.monitor.startswith("val_") else self.monitor
-        if name == "loss":
-            return operator.lt
         trainer = self.trainer
-        names = list(getattr(trainer, "metrics_names", ["loss"]) or ["loss"])[1:]
-        for log_name, metric in zip(names, getattr(trainer, "metrics", []) or []):
+        names = list(getattr(trainer, "metrics_names", ["loss"]) or ["loss"])
+        if name == "loss" or (name.endswith("_loss") and name in names):  # each output's loss, too
+            return operator.lt
+        for log_name, metric in zip(names[1:], getattr(trainer, "metrics", []) or []):
             if name not in (log_name, getattr(metric, "name", None)):
                 continue
             direction = getattr(metric, "_direction", None)
@@ -107,7 +109,11 @@ class MonitorCallback(Callback):
             higher = getattr(metric, "higher_is_better", None)
             if higher is not None:
                 return operator.gt if higher else operator.lt
-        return operator.gt if ("acc" in name or "auc" in name) else operator.lt
+        raise ValueError(
+            f"{type(self).__name__} callback received monitor={self.monitor}, but the direction of that metric "
+            f"is unknown (the logs' metrics are {names}). Pass `mode='max'` to monitor based on the highest "
+            "value, or `mode='min'` for the lowest."
+        )
 
     def _set_monitor_op(self) -> None:
         if self.mode == "min":
