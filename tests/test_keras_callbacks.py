@@ -823,3 +823,23 @@ def test_fit_with_early_stopping_checkpoint_csv_and_plateau_together(tmp_path):
     )
     resumed = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 3))
     resumed.load_state_dict(last["model_state_dict"])
+
+
+def test_tensorboard_writes_batch_steps_per_second_and_survives_non_finite_weights(tmp_path):
+    pytest.importorskip("tensorboard")
+    x, y = _xy(40)
+    model = torch.nn.Linear(3, 1)
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.01), "mse", device="cpu")
+
+    class Poison(tkm.Callback):  # a weight becomes inf after the first epoch: the histogram must not crash fit
+        def on_epoch_end(self, epoch, logs=None):
+            with torch.no_grad():
+                model.weight[0, 0] = float("inf")
+
+    board = ours.TensorBoard(tmp_path, histogram_freq=1, write_steps_per_second=True)
+    with pytest.warns(UserWarning, match="non-finite values out") as caught:
+        history = trainer.fit(x, y, batch_size=16, epochs=3, verbose=0, callbacks=[Poison(), board])
+    assert len(history.epoch) == 3 and len([w for w in caught if "non-finite" in str(w.message)]) == 1
+    train = _scalars(tmp_path / "train")
+    assert [s for s, _ in train["batch_steps_per_second"]] == list(range(1, 10))  # every batch, 1-based
+    assert all(v > 0 for _, v in train["batch_steps_per_second"]) and "epoch_steps_per_second" in train

@@ -313,8 +313,9 @@ class TensorBoard(Callback):
     own values (this package's batch logs), not Keras 3's running means; they are kept on the device
     and written at the end of the epoch (or every `max_pending` = 1000 records) with one device read,
     so no batch waits for the device.
-    `histogram_freq=N` writes each parameter's histogram every N epochs; `write_steps_per_second`
-    logs `epoch_steps_per_second`. Keras' arguments are all accepted, in Keras' order, but the graph
+    `histogram_freq=N` writes each parameter's histogram every N epochs (non-finite values left out,
+    with one warning); `write_steps_per_second` logs `epoch_steps_per_second` and, for every training
+    batch, `batch_steps_per_second`, as Keras 3 does. Keras' arguments are all accepted, in Keras' order, but the graph
     (`write_graph`) is not written, `write_images`/`embeddings_freq` warn and do nothing, and
     `profile_batch` raises, as Keras 3 does on its torch backend.
 
@@ -362,6 +363,11 @@ class TensorBoard(Callback):
         self._main = True
         self._iterations = 0  # optimizer steps over every fit, Keras' `optimizer.iterations`
         self.max_pending = 1000  # batch records kept before a write (and its device read) mid-epoch
+        self._rates: list[tuple[int, float]] = []
+        self._batch_start = 0.0
+        self._warned_non_finite = False
+        if write_steps_per_second:  # an instance hook: without it, no per-batch call at all
+            self.on_train_batch_begin = self._time_batch  # type: ignore[method-assign]
 
     def state_dict(self) -> dict[str, Any]:
         """The step counters, so a resumed run continues the curves where they stopped."""
@@ -384,10 +390,15 @@ class TensorBoard(Callback):
         self._epoch_start = time.monotonic()
         self._epoch_batches = 0
 
+    def _time_batch(self, batch: int, logs: Mapping | None = None) -> None:
+        self._batch_start = time.perf_counter()
+
     def on_train_batch_end(self, batch: int, logs: Mapping | None = None) -> None:
         self._global_train_batch += 1
         self._iterations += 1
         self._epoch_batches += 1
+        if self.write_steps_per_second and self._main:
+            self._rates.append((self._global_train_batch, 1.0 / max(time.perf_counter() - self._batch_start, 1e-9)))
         if self.update_freq == "epoch" or self._global_train_batch % self.update_freq != 0 or logs is None:
             return
         if not self._main:
@@ -398,6 +409,11 @@ class TensorBoard(Callback):
             self._flush_batches()
 
     def _flush_batches(self) -> None:
+        rates, self._rates = self._rates, []
+        if rates and is_main_process():
+            writer = self._writer("train")
+            for step, rate in rates:
+                writer.add_scalar("batch_steps_per_second", rate, step)
         if not self._pending:
             return
         pending, self._pending = self._pending, []
@@ -431,7 +447,17 @@ class TensorBoard(Callback):
         if self.histogram_freq and epoch % self.histogram_freq == 0:
             writer = self._writer("train")
             for name, param in unwrap_model(self.model).named_parameters():
-                writer.add_histogram(f"{name}/histogram", param.detach().float().cpu(), epoch)
+                values = param.detach().float().cpu()
+                finite = values[torch.isfinite(values)]
+                if finite.numel() < values.numel() and not self._warned_non_finite:
+                    self._warned_non_finite = True
+                    warnings.warn(
+                        f"TensorBoard: parameter {name!r} holds {values.numel() - finite.numel()} inf or NaN values at "
+                        f"epoch {epoch}; histograms leave non-finite values out (warned once).",
+                        stacklevel=2,
+                    )
+                if finite.numel():
+                    writer.add_histogram(f"{name}/histogram", finite, epoch)
         for writer in self._writers.values():
             writer.flush()
 
