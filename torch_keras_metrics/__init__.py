@@ -9,7 +9,7 @@ tensor(0.5000)
 from . import checkpoint, distributed, functional, losses
 from .callback_list import CallbackList
 from .callbacks import BaseLogger, Callback, ProgbarLogger
-from .checkpoint import CheckpointError
+from .checkpoint import CheckpointError, load_weights
 from .history import History, plot_history
 from .keras_callbacks import (
     CSVLogger,
@@ -71,4 +71,5 @@ __all__ = [
     "TerminateOnNaN",
     "checkpoint",
     "CheckpointError",
+    "load_weights",
 ]

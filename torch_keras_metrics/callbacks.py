@@ -250,4 +250,6 @@ class ProgbarLogger(Callback):
         if self.target is None:
             self.target = self.seen
             self.progbar.target = self.target
-        self.progbar.update(self.target, logs or {}, finalize=True)
+        # After Ctrl-C the bar ends where the epoch stopped (11/45), not at its target.
+        current = self.seen if getattr(self.trainer, "interrupted", False) and self.seen else self.target
+        self.progbar.update(current, logs or {}, finalize=True)

@@ -61,6 +61,7 @@ __all__ = [
     "checkpoint_state",
     "latest_checkpoint",
     "load_checkpoint",
+    "load_weights",
     "read_checkpoint",
     "save_checkpoint",
 ]
@@ -217,12 +218,13 @@ def _drop_last_epoch(history: dict[str, Any], logs: Mapping[str, Any]) -> dict[s
         history["batches"].pop()
         if history.get("keras2"):
             history["keras2"].pop()
-        for key in logs:
-            values = history["history"].get(key)
-            if values:
+        for key in list(history["history"]):
+            values = history["history"][key]
+            # the epoch's own keys, and those History padded with NaN for it (the validation it lacked)
+            if values and (key in logs or values[-1] != values[-1]):
                 values.pop()
-                if not values:
-                    del history["history"][key]
+            if not values:
+                del history["history"][key]
     return history
 
 
@@ -513,6 +515,43 @@ def _matching_metrics(trainer: Any, saved: Any) -> list[tuple[Any, dict[str, tor
             return []
         pairs.append((metric, dict(theirs)))
     return pairs
+
+
+def load_weights(model: torch.nn.Module, path: str | os.PathLike) -> torch.nn.Module:
+    """Load into `model` the weights of any file this library writes, for inference or fine-tuning.
+
+    A full checkpoint (`ModelCheckpoint`'s default, `trainer.save_checkpoint`, `interrupted.pt`) holds them
+    under `"model_state_dict"`; `ModelCheckpoint(save_weights_only=True)` writes the model's `state_dict()`
+    itself. Either way they are the unwrapped module's (no `module.` prefix from DDP or `_orig_mod.` from
+    `torch.compile`). Everything is checked before the model changes; a file that does not fit raises
+    `CheckpointError` naming the file and the keys. Returns `model`.
+
+    >>> import tempfile
+    >>> net = torch.nn.Linear(2, 1)
+    >>> path = os.path.join(tempfile.mkdtemp(), "w.pt")
+    >>> torch.save(net.state_dict(), path)
+    >>> load_weights(torch.nn.Linear(2, 1), path).weight.equal(net.weight)
+    True
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No weights file at {path!r}.")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise CheckpointError(f"{path!r} cannot be read as weights ({type(err).__name__}: {_reason(err)}).") from err
+    if isinstance(state, Mapping) and state.get("format") == FORMAT:
+        state = state.get("model_state_dict")
+
+    def fail(reason: str) -> None:
+        raise CheckpointError(f"Cannot load {path!r} into the model: {reason}. The model was not changed.")
+
+    target = unwrap_model(model)
+    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        fail(f"it holds no weights ({_describe(state)})")
+    _check_model(target, state, fail)
+    target.load_state_dict(state)
+    return model
 
 
 def latest_checkpoint(path: str | os.PathLike) -> str | None:

@@ -17,6 +17,7 @@ values; `history.epoch` lists the epochs; `history.batches[i]` holds epoch i's p
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,7 +28,12 @@ __all__ = ["History", "plot_history"]
 
 
 class History(Callback):
-    """Records epoch logs (`history`, `epoch`) and each epoch's batch values (`batches`)."""
+    """Records epoch logs (`history`, `epoch`) and each epoch's batch values (`batches`).
+
+    As in Keras, a key holds the epochs that logged it (`val_` keys only the validated ones, with
+    `validation_freq`). The last epoch of a `fit` stopped by Ctrl-C is kept with its training values and
+    NaN for the keys it lacks (its validation did not run), so that the lists stay aligned.
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -53,9 +59,16 @@ class History(Callback):
             self._sizes.append(batch_size_of(logs))
 
     def on_epoch_end(self, epoch: int, logs: Mapping | None = None) -> None:
+        logs = logs or {}
         self.epoch.append(epoch)
-        for k, v in (logs or {}).items():
+        for k, v in logs.items():
             self.history.setdefault(k, []).append(v)
+        if getattr(self.trainer, "interrupted", False):
+            # An epoch stopped by Ctrl-C keeps its training values; the keys it lacks (its validation did
+            # not run) are NaN there, so the lists stay aligned with `epoch`.
+            for k, values in self.history.items():
+                if k not in logs:
+                    values.append(math.nan)
         record: dict[str, list[float]] = {}
         keys: dict[str, None] = {}
         for values in self._values:

@@ -23,6 +23,7 @@ tensor(0.5000)
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import re
 from typing import Any, Callable
@@ -218,6 +219,15 @@ class Mean(torchmetrics.Metric):
         # torch.compile recompile every step); an empty metric's result is 0, as in Keras.
         return True
 
+    def plot(self, val: Any = None, ax: Any = None) -> Any:
+        """torchmetrics' plot: the current result (or `val`, one value or a list of them) drawn with
+        matplotlib; returns `(figure, axes)`.
+
+        >>> import matplotlib; matplotlib.use("Agg")
+        >>> fig, ax = Accuracy().plot([torch.tensor(0.5), torch.tensor(0.75)])
+        """
+        return self._plot(val, ax)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
 
@@ -353,6 +363,7 @@ class _Accuracy(MeanMetricWrapper):
     """Shared base: an accuracy is maximised, and its kernel returns bools."""
 
     higher_is_better = True
+    plot_lower_bound, plot_upper_bound = 0.0, 1.0
     _kernel: Callable[..., torch.Tensor]
     # Optional: the number of matches straight from the inputs (None: take the elementwise path).
     _counter: Callable[..., torch.Tensor | None] | None = None
@@ -567,7 +578,9 @@ def get(identifier: Any, y_true: Any = None, y_pred: Any = None, loss: Any = Non
             return metric
         if identifier in _FUNCTIONS:
             return MeanMetricWrapper(_FUNCTIONS[identifier], name=identifier)
-        raise ValueError(f"Unknown metric {identifier!r}. Valid names: {', '.join(valid_names())}.")
+        close = difflib.get_close_matches(identifier, valid_names(), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"Unknown metric {identifier!r}.{hint} Valid names: {', '.join(valid_names())}.")
     if inspect.isclass(identifier) and issubclass(identifier, Mean):
         return identifier()
     if isinstance(identifier, torchmetrics.Metric):
@@ -586,4 +599,4 @@ def get(identifier: Any, y_true: Any = None, y_pred: Any = None, loss: Any = Non
 
 def valid_names() -> list[str]:
     """Every name `get` accepts."""
-    return sorted([*_AUTO, *_CLASSES, *_FUNCTIONS])
+    return sorted({*_AUTO, *_CLASSES, *_FUNCTIONS})

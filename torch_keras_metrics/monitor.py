@@ -73,7 +73,7 @@ def as_float(value: Any) -> Any:
 class MonitorCallback(Callback):
     """Keras 3's `MonitorCallback`: the `monitor`, its direction and `_is_improvement`.
 
-    >>> m = MonitorCallback("val_accuracy", min_delta=0.01)
+    >>> m = MonitorCallback("val_accuracy", mode="max", min_delta=0.01)
     >>> m._is_improvement(0.5, None), m._is_improvement(0.505, 0.5), m._is_improvement(0.52, 0.5)
     (True, False, True)
     """

@@ -41,6 +41,7 @@ from .history import History
 from .logs import Logs
 from .losses import CompileLoss, KerasLoss
 from .metrics import Mean
+from .progbar import write
 from .sharding import shard_for_evaluate, shard_for_fit
 from .structure import call_model, concatenate, detach
 
@@ -297,7 +298,7 @@ class Trainer:
         batch_size = _default_batch_size(batch_size, steps_per_epoch, train)
         val_batch_size = _default_batch_size(val_batch_size, validation_steps, val)
         if resume_from is not None:  # after every check of the arguments and data: a refused call changes nothing
-            initial_epoch = self._resume(resume_from, initial_epoch)
+            initial_epoch = self._resume(resume_from, initial_epoch, verbose)
         if self.dist is not None:
             broadcast_generator(self.generator, self.dist.device)  # one shuffle for all ranks
         train, val, val_batch_size = shard_for_fit(
@@ -520,11 +521,16 @@ class Trainer:
         return logs
 
     # ------------------------------------------------------------------ set-up of a call
-    def _resume(self, resume_from: str | os.PathLike, initial_epoch: int) -> int:
+    def _resume(self, resume_from: str | os.PathLike, initial_epoch: int, verbose: int) -> int:
         resumed = _checkpoint.resume(self, resume_from)
         if resumed is None:
+            if verbose:
+                write(f"Nothing to resume in {os.fspath(resume_from)!r}: training starts from epoch {initial_epoch}.\n")
             return initial_epoch
         self.history = self.run_state.history or self.history
+        if verbose:
+            path = (self.run_state.pending or {}).get("path", resume_from)
+            write(f"Resuming from {path!r}: {resumed} epoch(s) done, continuing with epoch {resumed + 1}.\n")
         return resumed
 
     def _verbose(self, verbose: Any) -> int:
