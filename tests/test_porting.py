@@ -181,3 +181,42 @@ def test_plot_draws_the_result_as_torchmetrics_does():
     metric.update_state(labels, scores)
     fig, ax = metric.plot()
     assert fig is not None and ax.get_ylabel() == "SparseCategoricalAccuracy"
+
+
+# --------------------------------------------------------------------------- configs
+@pytest.mark.parametrize(
+    "name, kwargs",
+    [
+        ("Accuracy", {}),
+        ("BinaryAccuracy", {"threshold": 0.7}),
+        ("CategoricalAccuracy", {}),
+        ("SparseCategoricalAccuracy", {"name": "acc"}),
+        ("TopKCategoricalAccuracy", {"k": 3}),
+        ("SparseTopKCategoricalAccuracy", {"k": 2, "from_sorted_ids": True}),
+        ("Mean", {"name": "loss"}),
+    ],  # fmt: skip
+)
+def test_metric_configs_round_trip_and_read_keras_configs(keras, name, kwargs):
+    theirs = getattr(keras.metrics, name)(**kwargs)
+    ours = getattr(tkm, name)(**kwargs)
+    assert ours.get_config() == theirs.get_config()
+    again = tkm.get(keras.metrics.serialize(theirs))  # as keras.metrics.deserialize reads it
+    assert type(again) is type(ours) and again.get_config() == ours.get_config()
+    assert type(ours).from_config(ours.get_config()).get_config() == ours.get_config()
+
+
+def test_callback_configs_round_trip(tmp_path):
+    callbacks = [
+        tkm.EarlyStopping(monitor="val_accuracy", patience=3, mode="max", restore_best_weights=True),
+        tkm.ReduceLROnPlateau(factor=0.2, min_lr=1e-4),
+        tkm.ModelCheckpoint(tmp_path / "best.pt", save_best_only=True),
+        tkm.CSVLogger(tmp_path / "log.csv", separator=";"),
+        tkm.TerminateOnNaN(raise_error=True),
+    ]
+    for cb in callbacks:
+        config = cb.get_config()
+        again = type(cb).from_config(config)
+        assert again.get_config() == config and all(not isinstance(v, os.PathLike) for v in config.values())
+    assert callbacks[0].get_config()["patience"] == 3 and callbacks[2].get_config()["filepath"] == str(
+        tmp_path / "best.pt"
+    )

@@ -20,6 +20,9 @@ epoch logs are plain dicts of floats holding the stateful epoch results (Keras 3
 
 from __future__ import annotations
 
+import functools
+import inspect
+import os
 import time
 from collections.abc import Mapping
 from typing import Any, Callable
@@ -33,11 +36,52 @@ __all__ = ["Callback", "BaseLogger", "ProgbarLogger", "stack_floats"]
 
 
 class Callback:
-    """Base class of callbacks; every hook Keras defines, each a no-op here."""
+    """Base class of callbacks; every hook Keras defines, each a no-op here.
+
+    `get_config()` gives the arguments a callback was made with (recorded by its constructor), and
+    `from_config(config)` makes an equal one: `type(cb).from_config(cb.get_config())`.
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+        signature = inspect.signature(init)
+
+        @functools.wraps(init)
+        def recording_init(self: Callback, *args: Any, **kw: Any) -> None:
+            if "_config" not in self.__dict__:  # the outermost constructor records the arguments
+                bound = signature.bind(self, *args, **kw)
+                bound.apply_defaults()
+                config: dict[str, Any] = {}
+                for name, value in list(bound.arguments.items())[1:]:
+                    kind = signature.parameters[name].kind
+                    if kind is inspect.Parameter.VAR_KEYWORD:
+                        config.update(value)
+                    elif kind is not inspect.Parameter.VAR_POSITIONAL:
+                        config[name] = os.fspath(value) if isinstance(value, os.PathLike) else value
+                self.__dict__["_config"] = config
+            init(self, *args, **kw)
+
+        cls.__init__ = recording_init  # type: ignore[method-assign]
 
     def __init__(self) -> None:
         self.params: dict[str, Any] = {}
         self.trainer: Any = None
+
+    def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments (paths as strings), as Keras' configs hold them.
+
+        >>> ProgbarLogger(interval=0.5).get_config()["interval"]
+        0.5
+        """
+        return dict(self.__dict__.get("_config", {}))
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Callback:
+        """A new callback made with `config`'s arguments."""
+        return cls(**config)
 
     @property
     def model(self) -> Any:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import re
+from collections.abc import Mapping
 from typing import Any, Callable
 
 import torch
@@ -219,6 +220,19 @@ class Mean(torchmetrics.Metric):
         # torch.compile recompile every step); an empty metric's result is 0, as in Keras.
         return True
 
+    def get_config(self) -> dict[str, Any]:
+        """Keras' config: the constructor's arguments as plain values (`name`, `dtype`, and the metric's own).
+
+        >>> BinaryAccuracy(threshold=0.7).get_config()
+        {'name': 'binary_accuracy', 'dtype': 'float32', 'threshold': 0.7}
+        """
+        return {"name": self.name, "dtype": str(self._result_dtype).removeprefix("torch.")}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Mean:
+        """The metric `get_config()` describes (a fresh state)."""
+        return cls(**config)
+
     def plot(self, val: Any = None, ax: Any = None) -> Any:
         """torchmetrics' plot: the current result (or `val`, one value or a list of them) drawn with
         matplotlib; returns `(figure, axes)`.
@@ -316,6 +330,12 @@ class MeanMetricWrapper(Mean):
         # torchmetrics' order for `update`/`forward`, (preds, target): to mix with its metrics positionally
         self.torchmetrics_order = bool(torchmetrics_order)
 
+    def get_config(self) -> dict[str, Any]:
+        config = {**super().get_config(), "fn": self._fn, **self._fn_kwargs}
+        if self.torchmetrics_order:
+            config["torchmetrics_order"] = True
+        return config
+
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:  # type: ignore[override]
         """Add a batch: per-element values of `fn`, reduced per sample, weighted by `sample_weight`."""
         self._add(*self._batch_sums(self._matches(y_true, y_pred), sample_weight))
@@ -379,6 +399,11 @@ class _Accuracy(MeanMetricWrapper):
 
     def __init__(self, name: str | None, dtype: Any, **kwargs: Any) -> None:
         super().__init__(type(self)._kernel, name=name or _snake_case(type(self).__name__), dtype=dtype, **kwargs)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        del config["fn"]  # the class is its definition
+        return config
 
 
 class Accuracy(_Accuracy):
@@ -566,9 +591,16 @@ def get(identifier: Any, y_true: Any = None, y_pred: Any = None, loss: Any = Non
     SparseTopKCategoricalAccuracy(name='sparse_top_k_categorical_accuracy')
     >>> get("mae")
     MeanMetricWrapper(name='mae')
+    >>> get({"class_name": "BinaryAccuracy", "config": {"threshold": 0.7}}).threshold
+    0.7
     """
     if isinstance(identifier, Mean):
         return identifier
+    if isinstance(identifier, Mapping) and "class_name" in identifier:  # a config, as keras.metrics.deserialize
+        cls = _CLASSES.get(identifier["class_name"])
+        if cls is None:
+            raise ValueError(f"Unknown metric class {identifier['class_name']!r} in {identifier!r}.")
+        return cls.from_config(dict(identifier.get("config") or {}))
     if isinstance(identifier, str):
         if identifier.lower() in _AUTO:
             return resolve_accuracy(identifier, y_true, y_pred, loss)
