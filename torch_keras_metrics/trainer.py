@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from . import checkpoint as _checkpoint
+from . import optimizers
 from .callback_list import CallbackList
 from .callbacks import Callback
 from .compile_utils import CompileMetrics
@@ -150,7 +151,8 @@ class Trainer:
         model: a `torch.nn.Module`. `x` a tensor calls `model(x)`, a tuple or list `model(*x)`, a dict
             `model(**x)`; it may return a tensor, a tuple or list, or a mapping (a dict, transformers'
             `ModelOutput`): several outputs, named by the mapping's keys (see `torch_keras_metrics.structure`).
-        optimizer: a `torch.optim.Optimizer` over the model's parameters.
+        optimizer: a `torch.optim.Optimizer` over the model's parameters, or a Keras name (`"adam"`, `"sgd"`,
+            ...) or config: Keras' optimizer with Keras' defaults and update rules (`torch_keras_metrics.optimizers`).
         loss: a Keras name (`"sparse_categorical_crossentropy"`, `"categorical_crossentropy"`,
             `"binary_crossentropy"`, `"mse"`, `"mae"`), a `KerasLoss` (for `from_logits=True`), a torch loss
             module, or a callable `(y_pred, y_true) -> loss`; for several outputs one of those for every
@@ -175,7 +177,7 @@ class Trainer:
     def __init__(
         self,
         model: torch.nn.Module,
-        optimizer: torch.optim.Optimizer,
+        optimizer: torch.optim.Optimizer | str | dict,
         loss: Any,
         metrics: Sequence[Any] | None = None,
         weighted_metrics: Sequence[Any] | None = None,
@@ -199,6 +201,13 @@ class Trainer:
         if self.dist is not None and ddp is None:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self._net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        if isinstance(optimizer, (str, dict)):  # a Keras name or config: Keras' optimizer, Keras' defaults
+            optimizer = optimizers.get(optimizer, self.model.parameters())
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(
+                "`optimizer` must be a torch.optim.Optimizer over the model's parameters, or a Keras optimizer "
+                f"name such as 'adam' (see torch_keras_metrics.optimizers); got {optimizer!r}."
+            )
         self.optimizer = optimizer
         self.loss, self.loss_weights = loss, loss_weights
         self.target_keys = [target_keys] if isinstance(target_keys, str) else list(target_keys or []) or None
@@ -337,6 +346,8 @@ class Trainer:
                         break
             except KeyboardInterrupt:
                 sys.stderr.write("\nInterrupted: training stopped; returning the History so far.\n")
+            if callable(getattr(self.optimizer, "finalize_variable_values", None)):
+                self.optimizer.finalize_variable_values()  # Keras' use_ema: the averaged weights, as Keras' fit ends
             cblist.on_train_end(training_logs)
         self.history = history
         return history
@@ -443,6 +454,8 @@ class Trainer:
         loss, values = self._forward_and_update(self._net, batch)
         if batch.loss_scale != 1.0:  # a rank's uneven share of a global batch (see sharding.shard_plan)
             loss = loss * batch.loss_scale
+        if getattr(self.optimizer, "loss_scale_factor", None) is not None:  # Keras' optimizers unscale it
+            loss = self.optimizer.scale_loss(loss)
         self.optimizer.zero_grad(set_to_none=True)
         if self.grad_scaler is None:
             loss.backward()
