@@ -6,7 +6,7 @@
 tensor(0.5000)
 """
 
-from . import checkpoint, distributed, functional, losses
+from . import checkpoint, distributed, functional, losses, optimizers
 from .callback_list import CallbackList
 from .callbacks import BaseLogger, Callback, ProgbarLogger
 from .checkpoint import CheckpointError, load_weights
@@ -51,6 +51,7 @@ __all__ = [
     "functional",
     "get",
     "losses",
+    "optimizers",
     "resolve_accuracy",
     "valid_names",
     "BaseLogger",
