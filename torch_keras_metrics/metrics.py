@@ -536,7 +536,7 @@ def _is_binary_loss(loss: Any) -> tuple[bool, bool]:
     """(is a binary loss that says whether it takes logits, takes logits): torch's BCE losses, and Keras'
     binary losses by name with `from_logits=True` (a deliberate fix: Keras would threshold logits at 0.5)."""
     if isinstance(loss, L.KerasLoss):
-        binary = loss.name in ("binary_crossentropy", "bce", "binary_focal_crossentropy")
+        binary = loss.fn in (L.binary_crossentropy, L.binary_focal_crossentropy)
         return binary and loss.from_logits, binary and loss.from_logits
     kind = loss if inspect.isclass(loss) else type(loss)
     if not inspect.isclass(kind):
