@@ -24,6 +24,7 @@ import torch.distributed as dist
 
 __all__ = [
     "DistContext",
+    "place",
     "setup",
     "rank",
     "world_size",
@@ -155,6 +156,26 @@ def setup(distributed: Any, device: str | torch.device | None, timeout_s: float 
             device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     return DistContext(device, local_rank)
+
+
+def place(
+    model: torch.nn.Module, ctx: DistContext | None, device: str | torch.device | None
+) -> tuple[torch.device, torch.nn.Module, torch.nn.Module]:
+    """`(device, module, net)` for a Trainer: the module on its device (the rank's when distributed, else
+    `device` or CUDA when available), and what the training step calls: the module, or
+    `DistributedDataParallel` around it when distributed (a user's own DDP is used as given)."""
+    if ctx is not None:
+        device = ctx.device
+    else:
+        device = torch.device(device if device is not None else "cuda" if torch.cuda.is_available() else "cpu")
+    ddp = model if isinstance(model, torch.nn.parallel.DistributedDataParallel) else None
+    module = (model if ddp is None else ddp.module).to(device)
+    net: torch.nn.Module = ddp or module
+    if ctx is not None and ddp is None:
+        net = torch.nn.parallel.DistributedDataParallel(
+            module, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    return device, module, net
 
 
 def reduce_epoch(

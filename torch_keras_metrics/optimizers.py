@@ -68,6 +68,7 @@ __all__ = [
     "Adafactor",
     "Lamb",
     "get",
+    "get_for",
     "serialize",
     "deserialize",
     "valid_names",
@@ -1442,3 +1443,16 @@ def get(identifier: Any, params: Iterable[Any] | None = None) -> torch.optim.Opt
             return deserialize(identifier, params)
         return _class(type(identifier).__name__).from_config(identifier.get_config(), params)
     raise ValueError(f"Could not interpret optimizer identifier: {identifier!r}")
+
+
+def get_for(optimizer: Any, model: torch.nn.Module) -> torch.optim.Optimizer:
+    """The Trainer's optimizer: a torch optimizer as given, or a Keras name or config built over `model`'s
+    parameters with Keras' defaults; anything else raises a TypeError naming it."""
+    if isinstance(optimizer, (str, Mapping)):
+        optimizer = get(optimizer, model.parameters())
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(
+            "`optimizer` must be a torch.optim.Optimizer over the model's parameters, or a Keras optimizer "
+            f"name such as 'adam' (see torch_keras_metrics.optimizers); got {optimizer!r}."
+        )
+    return optimizer

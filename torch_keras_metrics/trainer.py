@@ -37,7 +37,7 @@ from .callback_list import CallbackList
 from .callbacks import Callback
 from .compile_utils import CompileMetrics
 from .data import Batch, EpochIterator, fit_data, make_data
-from .distributed import DistContext, agree, broadcast_buffers, broadcast_generator, setup
+from .distributed import DistContext, agree, broadcast_buffers, broadcast_generator, place, setup
 from .history import History
 from .logs import Logs
 from .losses import CompileLoss, KerasLoss
@@ -190,25 +190,9 @@ class Trainer:
         if precision not in _PRECISIONS:
             raise ValueError(f"`precision` must be None, 'bf16' or 'fp16', got {precision!r}.")
         self.dist: DistContext | None = setup(distributed, device)
-        if self.dist is not None:
-            self.device = self.dist.device
-        else:
-            default = "cuda" if torch.cuda.is_available() else "cpu"
-            self.device = torch.device(device if device is not None else default)
-        ddp = model if isinstance(model, torch.nn.parallel.DistributedDataParallel) else None
-        self.model = (model if ddp is None else ddp.module).to(self.device)
-        self._net: torch.nn.Module = ddp or self.model  # what the training step calls: DDP when distributed
-        if self.dist is not None and ddp is None:
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self._net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
-        if isinstance(optimizer, (str, dict)):  # a Keras name or config: Keras' optimizer, Keras' defaults
-            optimizer = optimizers.get(optimizer, self.model.parameters())
-        if not isinstance(optimizer, torch.optim.Optimizer):
-            raise TypeError(
-                "`optimizer` must be a torch.optim.Optimizer over the model's parameters, or a Keras optimizer "
-                f"name such as 'adam' (see torch_keras_metrics.optimizers); got {optimizer!r}."
-            )
-        self.optimizer = optimizer
+        # `model` is the module itself; `_net` what the training step calls (DDP when distributed)
+        self.device, self.model, self._net = place(model, self.dist, device)
+        self.optimizer = optimizers.get_for(optimizer, self.model)
         self.loss, self.loss_weights = loss, loss_weights
         self.target_keys = [target_keys] if isinstance(target_keys, str) else list(target_keys or []) or None
         self.compiled_loss = CompileLoss(loss, loss_weights)
@@ -369,16 +353,7 @@ class Trainer:
         in batches of `ceil(batch_size / world_size)`, and every rank returns the same numbers. `steps`
         evaluates the first batches only.
         """
-        batch_size = _check_batch_size(batch_size)
-        verbose = self._verbose(verbose)
-        _check_steps(steps, "steps")
-        data = make_data(x, y, sample_weight, self.device.type == "cuda", self.target_keys)
-        batch_size = _default_batch_size(batch_size, steps, data)
-        data, batch_size = shard_for_evaluate(data, batch_size, self.dist, built=self.built)
-        batches = EpochIterator(data, batch_size, steps_per_epoch=steps, device=self.device, continues=False)
-        cblist = CallbackList(
-            callbacks, add_progbar=verbose != 0, trainer=self, steps=batches.steps, verbose=verbose, epochs=1
-        )
+        batches, cblist = self._one_pass(x, y, sample_weight, batch_size, steps, verbose, callbacks, shard=True)
         with self._collective():
             logs = self._evaluate(batches, cblist)
         if return_dict:
@@ -399,15 +374,7 @@ class Trainer:
         CPU tensors in the model's output structure (a tensor, a tuple or list, or a dict), under
         `torch.inference_mode`. Distributed, every rank predicts every sample (no sharding, no communication).
         """
-        batch_size = _check_batch_size(batch_size)
-        verbose = self._verbose(verbose)
-        _check_steps(steps, "steps")
-        data = make_data(x, None, None, self.device.type == "cuda", self.target_keys)
-        batch_size = _default_batch_size(batch_size, steps, data)
-        batches = EpochIterator(data, batch_size, steps_per_epoch=steps, device=self.device, continues=False)
-        cblist = CallbackList(
-            callbacks, add_progbar=verbose != 0, trainer=self, steps=batches.steps, verbose=verbose, epochs=1
-        )
+        batches, cblist = self._one_pass(x, None, None, batch_size, steps, verbose, callbacks, shard=False)
         was_training = self.model.training
         self.model.eval()
         outputs = []
@@ -534,6 +501,23 @@ class Trainer:
         return logs
 
     # ------------------------------------------------------------------ set-up of a call
+    def _one_pass(
+        self, x: Any, y: Any, w: Any, batch_size: Any, steps: Any, verbose: Any, callbacks: Any, shard: bool
+    ) -> tuple[EpochIterator, CallbackList]:
+        """The batches and callbacks of an `evaluate` (`shard`: this rank's share) or a `predict`."""
+        batch_size = _check_batch_size(batch_size)
+        verbose = self._verbose(verbose)
+        _check_steps(steps, "steps")
+        data = make_data(x, y, w, self.device.type == "cuda", self.target_keys)
+        batch_size = _default_batch_size(batch_size, steps, data)
+        if shard:
+            data, batch_size = shard_for_evaluate(data, batch_size, self.dist, built=self.built)
+        batches = EpochIterator(data, batch_size, steps_per_epoch=steps, device=self.device, continues=False)
+        cblist = CallbackList(
+            callbacks, add_progbar=verbose != 0, trainer=self, steps=batches.steps, verbose=verbose, epochs=1
+        )
+        return batches, cblist
+
     def _resume(self, resume_from: str | os.PathLike, initial_epoch: int, verbose: int) -> int:
         resumed = _checkpoint.resume(self, resume_from)
         if resumed is None:
