@@ -1,6 +1,7 @@
 """Keras is the oracle: it must run on its torch backend, chosen before anything imports it."""
 
 import os
+import signal
 
 os.environ["KERAS_BACKEND"] = "torch"
 os.environ.setdefault("TORCH_KERAS_METRICS_COMPILE", "auto")
@@ -18,6 +19,15 @@ settings.register_profile(
     "suite", deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile("suite")
+
+
+@pytest.fixture
+def ctrl_c():
+    """Python's own Ctrl-C handler for one test, whatever this process inherited (a background job starts with
+    SIGINT ignored, and Python then installs no handler); the one before comes back after."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield signal.default_int_handler
+    signal.signal(signal.SIGINT, before)
 
 
 @pytest.fixture(scope="session")

@@ -465,7 +465,7 @@ def test_a_finished_run_resumed_trains_no_more_and_returns_its_history(tmp_path)
 # ------------------------------------------------------------------ Ctrl-C and NaN
 
 
-def test_ctrl_c_saves_the_interrupted_epoch_apart_runs_on_train_end_and_returns(tmp_path):
+def test_ctrl_c_saves_the_interrupted_epoch_apart_runs_on_train_end_and_returns(tmp_path, ctrl_c):
     x, y = _data()
     trainer = _trainer()
     ended = []
@@ -486,7 +486,7 @@ def test_ctrl_c_saves_the_interrupted_epoch_apart_runs_on_train_end_and_returns(
     assert state["history"]["epoch"] == [0] and len(state["history"]["history"]["loss"]) == 1
     assert _same(state["model_state_dict"], trainer.model.state_dict())  # the weights when it stopped
     assert trainer.predict(x, verbose=0).isfinite().all()  # the model is usable
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is ctrl_c  # the handler before fit is back
     resumed = _trainer(seed=2)
     history = resumed.fit(x, y, batch_size=8, epochs=3, verbose=0, validation_split=0.25,
                           resume_from=tmp_path / "ckpt" / "interrupted.pt")  # fmt: skip

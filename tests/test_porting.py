@@ -137,7 +137,7 @@ def test_resume_from_says_which_file_and_epoch(tmp_path, capsys):
     assert f"Resuming from {str(tmp_path / 'ckpt-2.pt')!r}: 2 epoch(s) done, continuing with epoch 3." in out
 
 
-def test_ctrl_c_keeps_the_history_aligned_and_the_bar_true(tmp_path):
+def test_ctrl_c_keeps_the_history_aligned_and_the_bar_true(tmp_path, ctrl_c):
     x, y = _xy()
 
     class CtrlC(tkm.Callback):

@@ -453,7 +453,7 @@ def test_unknown_loss_or_metric_names_are_refused_at_construction(loss, metrics)
 # --------------------------------------------------------------------------- Ctrl-C
 
 
-def test_ctrl_c_stops_after_the_current_batch_and_returns_the_history():
+def test_ctrl_c_stops_after_the_current_batch_and_returns_the_history(ctrl_c):
     x, y = toy()
     model = mlp()
     t = ce_trainer(model)
@@ -466,8 +466,21 @@ def test_ctrl_c_stops_after_the_current_batch_and_returns_the_history():
     h = t.fit(x, y, batch_size=16, epochs=3, verbose=0, callbacks=[CtrlC()], validation_data=(x, y))
     assert h.epoch == [0] and h.batches[0]["size"] == [16, 16, 16]  # batch 2 finished, then stop
     assert "val_loss" not in h.history and set(h.history) == {"loss", "accuracy"}
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is ctrl_c  # the handler before fit is back
     assert t.predict(x, verbose=0).shape == (70, 3)  # the model is usable
+
+
+def test_an_ignored_sigint_stays_ignored(ctrl_c):
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a background job or nohup starts
+    x, y = toy()
+    seen = []
+
+    class Look(Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(signal.getsignal(signal.SIGINT))
+
+    ce_trainer(mlp()).fit(x, y, batch_size=16, verbose=0, callbacks=[Look()])
+    assert set(seen) == {signal.SIG_IGN} and signal.getsignal(signal.SIGINT) == signal.SIG_IGN
 
 
 def test_keyboard_interrupt_raised_inside_a_step_returns_the_history():

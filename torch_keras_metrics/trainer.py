@@ -133,7 +133,8 @@ class _Interrupt:
         sys.stderr.write("\nInterrupted: stopping after the current batch (Ctrl-C again to abort now).\n")
 
     def __enter__(self) -> _Interrupt:
-        if threading.current_thread() is threading.main_thread():
+        # Only in the main thread, and not where SIGINT is ignored (a background job, nohup): leave it so.
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) != signal.SIG_IGN:
             self._previous = signal.signal(signal.SIGINT, self._handler)
         self.trainer._interrupt = self
         return self
