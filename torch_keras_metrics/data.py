@@ -195,8 +195,9 @@ class LoaderData:
         return self.loader
 
     def steps(self, batch_size: int) -> int | None:
+        """Batches per pass: read from the length, without making a loader (that waits for `batches`)."""
         try:
-            return len(self._loader(batch_size))
+            return len(self.loader) if self.dataset is None else math.ceil(len(self.dataset) / batch_size)  # type: ignore[arg-type]
         except TypeError:  # an IterableDataset without __len__
             return None
 
@@ -341,7 +342,8 @@ class EpochIterator:
     ) -> None:
         self.data, self.batch_size, self.shuffle, self.generator = data, batch_size, shuffle, generator
         self.steps_per_epoch, self.continues = steps_per_epoch, continues
-        self.steps = steps_per_epoch or data.steps(batch_size)
+        self._per_pass = data.steps(batch_size)  # batches in one pass over the data (None: unknown)
+        self.steps = steps_per_epoch or self._per_pass
         self.device = device
         self.class_weight = class_weight
         self._move = device is not None and _needs_move(data, device)
@@ -370,7 +372,7 @@ class EpochIterator:
     def _take(self, steps: int) -> Iterator:
         if self._pass is None or not self.continues:
             self._pass, self._seen = iter(self._one_pass()), 0
-        known = self.data.steps(self.batch_size)
+        known = self._per_pass
         ran_out = False
         for _ in range(steps):
             if known is not None and self._seen >= known:

@@ -114,9 +114,17 @@ class ShardedLoaderData(LoaderData):
     """One rank's training batches from a map-style `Dataset`, with their loss scales."""
 
     def __init__(
-        self, dataset: Dataset, batch_size: int, rank: int, world: int, shuffle: bool, pin_memory: bool, generator: Any
+        self,
+        dataset: Dataset,
+        batch_size: int,
+        rank: int,
+        world: int,
+        shuffle: bool,
+        pin_memory: bool,
+        generator: Any,
+        target_keys: Any = None,
     ) -> None:
-        super().__init__(dataset, pin_memory)
+        super().__init__(dataset, pin_memory, target_keys)
         self.sampler = _PlanBatchSampler(len(dataset), batch_size, rank, world, shuffle, generator)  # type: ignore[arg-type]
         self.loader = DataLoader(dataset, batch_sampler=self.sampler, pin_memory=pin_memory)
 
@@ -141,9 +149,9 @@ def shard_for_training(
         )
     if isinstance(data, ArrayData):
         return ShardedArrayData(data, rank, world)
-    sharded = ShardedLoaderData(data.dataset, batch_size, rank, world, shuffle, data.pin_memory, generator)
-    sharded.target_keys = data.target_keys
-    return sharded
+    return ShardedLoaderData(
+        data.dataset, batch_size, rank, world, shuffle, data.pin_memory, generator, data.target_keys
+    )
 
 
 def shard_for_eval(data: ArrayData | LoaderData, rank: int, world: int) -> ArrayData | LoaderData:
