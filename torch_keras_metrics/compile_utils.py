@@ -23,7 +23,7 @@ import torch
 
 from .distributed import DistContext, reduce_epoch
 from .losses import CompileLoss
-from .metrics import Mean, MeanMetricWrapper, get
+from .metrics import Mean, MeanMetricWrapper, StatefulMetric, get
 from .structure import Outputs
 
 __all__ = ["CompileMetrics", "LossTracker", "keras_names"]
@@ -112,6 +112,8 @@ def keras_names(
 
 def _check_metric(metric: Mean, spec: Any) -> None:
     """A bare `Mean` averages values, not (y_true, y_pred): called by the Trainer it would weigh y_true by y_pred."""
+    if isinstance(metric, StatefulMetric):
+        return
     if not isinstance(metric, MeanMetricWrapper):
         raise TypeError(
             f"{spec!r} gives a {type(metric).__name__}, which averages values rather than comparing y_true with "
@@ -299,10 +301,7 @@ class CompileMetrics:
         """The epoch's values so far, as Keras 3 logs them: one device read for all."""
         if not self.built or not len(self.loss_tracker):
             return {}
-        losses = [t.result() for t in self.trackers]
-        device = losses[0].device
-        floats = torch.stack([*losses, *[m.result(sync=False).double().to(device) for m in self.metrics]]).tolist()
-        return {k: floats[i] for k, i in self._order}
+        return self._read([t.result() for t in self.trackers], [m.result(sync=False) for m in self.metrics])
 
     def epoch_logs(self, dist: DistContext | None, device: torch.device) -> dict[str, float]:
         """The epoch's values; distributed, over every rank with one all-reduce (the same on every rank)."""
@@ -310,9 +309,30 @@ class CompileMetrics:
             return self.running()
         if not self.built:  # this rank saw no batch yet; it still joins the collective the others wait in
             # (as a single-output model: the outputs of a model that never ran are unknown)
-            reduce_epoch(None, [], device, pad=len(_leaves(self.specs[0])) + len(_leaves(self.specs[1])))
+            reduce_epoch(None, [], device, pad=self._state_size())
             return {}
         loss_sums = torch.stack([t.sums().to(device) for t in self.trackers]) if len(self.loss_tracker) else None
         losses, results = reduce_epoch(loss_sums, self.metrics, device, losses=len(self.trackers))
-        floats = torch.stack([*losses.reshape(-1), *[r.double().to(losses.device) for r in results]]).tolist()
-        return {k: floats[i] for k, i in self._order}
+        return self._read([*losses.reshape(-1)], results)
+
+    def _read(self, losses: list[torch.Tensor], results: list[torch.Tensor]) -> dict[str, Any]:
+        """Losses and metric results as Python numbers, in log order, with one device read: a scalar result
+        is a float, a result with several values (per class, per threshold) a list, as Keras logs an array."""
+        device = losses[0].device
+        flat = torch.cat([torch.stack(losses).double(), *[r.double().reshape(-1).to(device) for r in results]])
+        floats = flat.tolist()
+        values: list[Any] = floats[: len(losses)]
+        at = len(losses)
+        for r in results:
+            n = r.numel()
+            values.append(floats[at] if r.dim() == 0 else floats[at : at + n])
+            at += n
+        return {k: values[i] for k, i in self._order}
+
+    def _state_size(self) -> int:
+        """How many float64 numbers this rank's metric states would add to the epoch's collective."""
+        size = 0
+        for spec in _leaves(self.specs[0]) + _leaves(self.specs[1]):
+            auto = isinstance(spec, str) and spec.lower() in ("accuracy", "acc")
+            size += 2 if auto else get(spec).state().numel()
+        return size

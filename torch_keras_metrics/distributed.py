@@ -190,24 +190,25 @@ def reduce_epoch(
     The vector holds `loss_sums` (`[sum(loss_b * size_b), sum(size_b)]` per loss, shape (2,) or
     (`losses`, 2); zeros for None) and each metric's `state()`. Each result is the metric's own `result()`
     on the summed state, after which its local state is put back. Returns `(loss, [result, ...])`, `loss`
-    of shape () for one loss, else (`losses`,). A rank without its metrics yet passes `pad` (their number)
-    and contributes zeros.
+    of shape () for one loss, else (`losses`,). A rank without its metrics yet passes `pad` (the number
+    of elements their states hold) and contributes zeros.
     """
     if loss_sums is None:
         loss_sums = torch.zeros(losses, 2, dtype=torch.float64, device=device)
     loss_sums = loss_sums.to(device).reshape(-1, 2)
-    parts = [loss_sums.reshape(-1), *[m.state().to(device, torch.float64) for m in metrics]]
+    states = [m.state().to(device, torch.float64) for m in metrics]
+    parts = [loss_sums.reshape(-1), *states]
     if pad:
-        parts.append(torch.zeros(2 * pad, dtype=torch.float64, device=device))
+        parts.append(torch.zeros(pad, dtype=torch.float64, device=device))
     vector = torch.cat(parts)
     dist.all_reduce(vector)
     summed = vector[: loss_sums.numel()].reshape(-1, 2)
     loss = torch.where(summed[:, 1] != 0, summed[:, 0] / summed[:, 1], torch.zeros_like(summed[:, 0]))
     at = loss_sums.numel()
     results = []
-    for i, m in enumerate(metrics):
-        local = m.state()
-        m.load_state(vector[at + 2 * i : at + 2 * i + 2])
+    for m, local in zip(metrics, states):
+        m.load_state(vector[at : at + local.numel()])
+        at += local.numel()
         try:
             results.append(m.result(sync=False))
         finally:

@@ -39,6 +39,8 @@ from ._checks import as_tensor, broadcasts_to, check_k, check_threshold, squeeze
 __all__ = [
     "Mean",
     "MeanMetricWrapper",
+    "StatefulMetric",
+    "register",
     "Accuracy",
     "BinaryAccuracy",
     "CategoricalAccuracy",
@@ -511,9 +513,183 @@ class SparseTopKCategoricalAccuracy(_Accuracy):
         super().__init__(name, dtype, k=self.k, from_sorted_ids=self.from_sorted_ids, **kwargs)
 
 
+class StatefulMetric(torchmetrics.Metric):
+    """The base of Keras metrics whose state is a set of sums: confusion counts, a confusion matrix, moments.
+
+    A subclass declares its states with `add_sum_state` and defines two functions:
+    `batch_state(y_true, y_pred, sample_weight)` returns one batch's contribution to every state (in the
+    order declared, checking its inputs before any state changes) and `compute_result(*states)` turns states
+    into the result. The base gives Keras' API (`update_state`, `result`, `reset_state`), torch's
+    (`forward` returns the batch's own value, `state_dict`, `.to`), torchmetrics' (`update`, `compute`,
+    `reset`), and `state()`/`load_state()`: every state flattened into one float64 vector, so a sum over
+    ranks is one collective. Integer states stay integers (float64 holds them exactly below 2**53).
+
+    >>> class Hits(StatefulMetric):
+    ...     def __init__(self, name="hits", dtype=None):
+    ...         super().__init__(name=name, dtype=dtype)
+    ...         self.add_sum_state("hits")
+    ...     def batch_state(self, y_true, y_pred, sample_weight=None):
+    ...         return ((torch.as_tensor(y_true) == torch.as_tensor(y_pred)).sum().double(),)
+    ...     def compute_result(self, hits):
+    ...         return hits
+    >>> m = Hits()
+    >>> m(torch.tensor([1, 2]), torch.tensor([1, 0])), m(torch.tensor([3]), torch.tensor([3]))
+    (tensor(1.), tensor(1.))
+    >>> m.result(), m.state()
+    (tensor(2.), tensor([2.], dtype=torch.float64))
+    """
+
+    is_differentiable = False
+    higher_is_better: bool | None = None
+    full_state_update = False
+    torchmetrics_order = False  # called as (y_true, y_pred), like Keras
+
+    def __init__(self, name: str | None = None, dtype: Any = None, **torchmetrics_kwargs: Any) -> None:
+        torchmetrics_kwargs.setdefault("compute_with_cache", False)
+        super().__init__(**torchmetrics_kwargs)
+        self.name = name or _snake_case(type(self).__name__)
+        self._result_dtype = _result_dtype(dtype)
+        self._sum_states: list[str] = []
+        self._state_dtypes: dict[str, torch.dtype] = {}
+
+    def add_sum_state(self, name: str, shape: tuple[int, ...] = (), dtype: torch.dtype = torch.float64) -> None:
+        """Declare a state: a buffer of zeros that batches add to (float64 unless told)."""
+        self.register_buffer(name, torch.zeros(shape, dtype=dtype))
+        self._sum_states.append(name)
+        self._state_dtypes[name] = dtype
+
+    # ---------------------------------------------------------------- what a subclass defines
+    def batch_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> tuple[torch.Tensor, ...]:
+        """One batch's contribution to each state, in the order declared; changes nothing."""
+        raise NotImplementedError
+
+    def compute_result(self, *states: torch.Tensor) -> torch.Tensor:
+        """The metric's value from its states (the running ones, or one batch's)."""
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- the Keras API
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        """Add a batch to the states."""
+        self._add(self.batch_state(y_true, y_pred, sample_weight))
+
+    def result(self, sync: bool = True) -> torch.Tensor:
+        """The value over every batch so far; under an initialised `torch.distributed` group of more than one
+        rank, over every rank (one `all_reduce` of `state()`, so every rank must call it). `sync=False` gives
+        this rank's own value. A new tensor: a later update does not change it."""
+        if sync and _distributed():
+            state = self.state()
+            torch.distributed.all_reduce(state)
+            return self._value(self._split(state))
+        return self._value([self._buffers[s] for s in self._sum_states])
+
+    def reset_state(self) -> None:
+        """Zero every state in place."""
+        for s in self._sum_states:
+            self._buffers[s].zero_()
+
+    def state(self) -> torch.Tensor:
+        """Every state flattened into one new float64 vector (what a sum over ranks adds up)."""
+        return torch.cat([self._buffers[s].reshape(-1).to(torch.float64) for s in self._sum_states])
+
+    def load_state(self, state: torch.Tensor) -> None:
+        """Set every state in place from a vector like `state()`'s (e.g. summed over ranks)."""
+        for s, part in zip(self._sum_states, self._split(state)):
+            self._buffers[s].copy_(part)
+
+    # ---------------------------------------------------------------- the torch / torchmetrics API
+    def forward(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> torch.Tensor:
+        """Add the batch to the states and return the value of that batch alone."""
+        parts = self.batch_state(y_true, y_pred, sample_weight)
+        self._add(parts)
+        value = self._value(parts)
+        if torch.compiler.is_compiling():
+            self._forward_cache = value
+        else:
+            self.__dict__["_forward_cache"] = value  # what Lightning logs with on_step=True
+        return value
+
+    def update(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        """torchmetrics' name for `update_state`."""
+        self.update_state(y_true, y_pred, sample_weight)
+
+    def compute(self) -> torch.Tensor:
+        """torchmetrics' name for `result`; under torch.distributed it sums the states of all ranks first."""
+        return self.result(sync=False)  # torchmetrics has summed the states already
+
+    def reset(self) -> None:
+        """torchmetrics' name for `reset_state` (also clears torchmetrics' bookkeeping)."""
+        super().reset()
+        self.reset_state()
+
+    @property
+    def update_called(self) -> bool:
+        return True  # an empty metric has Keras' value for no data, never torchmetrics' warning
+
+    def get_config(self) -> dict[str, Any]:
+        """Keras' config: the constructor's arguments as plain values."""
+        return {"name": self.name, "dtype": str(self._result_dtype).removeprefix("torch.")}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> StatefulMetric:
+        """The metric `get_config()` describes (a fresh state)."""
+        return cls(**config)
+
+    def plot(self, val: Any = None, ax: Any = None) -> Any:
+        """torchmetrics' plot of the current result (or `val`); returns `(figure, axes)`."""
+        return self._plot(val, ax)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+    # ---------------------------------------------------------------- internals
+    def _value(self, states: list[torch.Tensor] | tuple[torch.Tensor, ...]) -> torch.Tensor:
+        value = self.compute_result(*states)
+        return value if value.dtype == self._result_dtype else value.to(self._result_dtype)
+
+    def _split(self, flat: torch.Tensor) -> list[torch.Tensor]:
+        parts, at = [], 0
+        for s in self._sum_states:
+            buf = self._buffers[s]
+            n = buf.numel()
+            part = flat[at : at + n].reshape(buf.shape)
+            parts.append(part.round().to(buf.dtype) if not buf.dtype.is_floating_point else part.to(buf.dtype))
+            at += n
+        return parts
+
+    def _add(self, parts: tuple[torch.Tensor, ...]) -> None:
+        compiling = torch.compiler.is_compiling()
+        for s, part in zip(self._sum_states, parts):
+            buf = self._buffers[s]
+            if compiling:  # torch.compile (2.13, CPU) drops in-place updates of 0-dim float64 tensors
+                buf.view(-1).add_(part.reshape(-1).to(buf.dtype))
+            else:
+                buf.add_(part.to(buf.dtype) if part.dtype != buf.dtype else part)
+
+    def _apply(self, fn: Callable, *args: Any, **kwargs: Any) -> torch.nn.Module:
+        # `.half()`/`.float()` on a model must not round the states: keep their dtypes, follow device moves.
+        before = {s: self._buffers[s] for s in self._sum_states}
+        this = super()._apply(fn, *args, **kwargs)
+        for s, old in before.items():
+            new = self._buffers[s]
+            if new.dtype != self._state_dtypes[s]:
+                self._buffers[s] = old.to(new.device)
+        return this
+
+    def _copy_state_dict(self) -> dict[str, torch.Tensor]:
+        return {s: self._buffers[s].detach().clone() for s in self._sum_states}
+
+    def _sync_dist(self, dist_sync_fn: Callable | None = None, process_group: Any = None) -> None:
+        # One collective for every state: gather the flat vector from every rank and sum.
+        gathered = (dist_sync_fn or torchmetrics.utilities.distributed.gather_all_tensors)(
+            self.state(), group=process_group or self.process_group
+        )
+        for s, part in zip(self._sum_states, self._split(torch.stack(list(gathered)).sum(0))):
+            self._buffers[s] = part.clone()
+
+
 # --------------------------------------------------------------------------- get()
 
-_CLASSES: dict[str, type[Mean]] = {
+_CLASSES: dict[str, type[Mean] | type[StatefulMetric]] = {
     cls.__name__: cls
     for cls in (
         Accuracy,
@@ -527,7 +703,18 @@ _CLASSES: dict[str, type[Mean]] = {
 }
 _CLASSES.update({_snake_case(name): cls for name, cls in list(_CLASSES.items())})
 
-_FUNCTIONS: dict[str, Callable] = L.BY_NAME
+_FUNCTIONS: dict[str, Callable] = dict(L.BY_NAME)
+
+
+def register(cls: type, *names: str) -> type:
+    """Make a metric class known to `get` by its class name, its snake_case name and `names` (Keras'
+    string aliases, such as `"auc"`); returns the class, so it works as a decorator. The metric families'
+    modules register their classes when the package is imported.
+    """
+    for name in (cls.__name__, _snake_case(cls.__name__), *names):
+        _CLASSES[name] = cls
+    return cls
+
 
 _AUTO = ("accuracy", "acc")
 
@@ -594,7 +781,7 @@ def get(identifier: Any, y_true: Any = None, y_pred: Any = None, loss: Any = Non
     >>> get({"class_name": "BinaryAccuracy", "config": {"threshold": 0.7}}).threshold
     0.7
     """
-    if isinstance(identifier, Mean):
+    if isinstance(identifier, (Mean, StatefulMetric)):
         return identifier
     if isinstance(identifier, Mapping) and "class_name" in identifier:  # a config, as keras.metrics.deserialize
         cls = _CLASSES.get(identifier["class_name"])
@@ -613,7 +800,7 @@ def get(identifier: Any, y_true: Any = None, y_pred: Any = None, loss: Any = Non
         close = difflib.get_close_matches(identifier, valid_names(), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ValueError(f"Unknown metric {identifier!r}.{hint} Valid names: {', '.join(valid_names())}.")
-    if inspect.isclass(identifier) and issubclass(identifier, Mean):
+    if inspect.isclass(identifier) and issubclass(identifier, (Mean, StatefulMetric)):
         return identifier()
     if isinstance(identifier, torchmetrics.Metric):
         raise TypeError(
