@@ -11,6 +11,7 @@ import datetime
 import functools
 import io
 import os
+import time
 
 import pytest
 import torch
@@ -392,3 +393,51 @@ def test_shard_plan_covers_each_global_batch_once():
         assert rows == list(range(n - dropped))
         for step in zip(*plans):  # DDP's mean of rank gradients, scaled, is the global batch's mean
             assert sum(scale for _, _, scale in step) == pytest.approx(world)
+
+
+class _Stall(tkm.Callback):
+    """Rank 1 falls asleep in a callback (as a rank waiting on input would): it raises nothing."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.trainer.rank == 1 and batch == 1:
+            time.sleep(DEADLINE_S)
+
+
+def _stalling_worker(rank, world, port, out_dir):
+    torch.set_num_threads(1)
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world))
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), TORCHELASTIC_USE_AGENT_STORE="True")
+    try:
+        trainer = _trainer(distributed="auto", timeout=3)
+        trainer.fit(*_data(N_TRAIN, 1)[:2], batch_size=BATCH, epochs=EPOCHS, verbose=0, callbacks=[_Stall()])
+        outcome = "finished"
+    except Exception as err:
+        outcome = f"{type(err).__name__}: {err}"
+    with open(os.path.join(out_dir, f"stall{rank}.txt"), "w") as f:
+        f.write(outcome)
+    os._exit(0)
+
+
+def test_a_stalled_rank_ends_the_group_with_an_error_naming_it(tmp_path):
+    store = dist.TCPStore("127.0.0.1", 0, world_size=2, is_master=True, wait_for_workers=False)
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_stalling_worker, args=(r, 2, store.port, str(tmp_path))) for r in range(2)]
+    for p in procs:
+        p.start()
+    procs[0].join(DEADLINE_S)  # rank 1 sleeps for DEADLINE_S: rank 0 must give up long before, on its own
+    alive = procs[0].is_alive()
+    for p in procs:
+        if p.is_alive():
+            p.kill()
+            p.join()
+    assert not alive, "rank 0 waited on the stalled rank without end"
+    outcome = (tmp_path / "stall0.txt").read_text()
+    assert outcome.startswith("RuntimeError: Stopped on rank 0 of 2: rank(s) [1] did not reach the collective"), outcome
+    assert "timeout of 3 s" in outcome
+    assert not (tmp_path / "stall1.txt").exists()  # still asleep when rank 0 had reported
+
+
+def test_timeout_is_checked():
+    for bad in (0, -1, "10", True):
+        with pytest.raises(ValueError, match="`timeout`"):
+            _trainer(timeout=bad)

@@ -24,7 +24,14 @@ def as_tensor(x: Any, name: str, device: torch.device | None = None, dtype: torc
     if isinstance(x, torch.Tensor):
         if x.is_complex():
             raise TypeError(f"`{name}` must hold real numbers, got a tensor of dtype {x.dtype}.")
-        return x if device is None or x.device == device else x.to(device, non_blocking=True)
+        if device is None or x.device == device:
+            return x
+        if x.is_meta:
+            raise TypeError(
+                f"`{name}` is a meta tensor (a shape without data), and the metric's state lives on {device}: "
+                "a metric needs values. Move the metric to 'meta' too (`metric.to('meta')`) to follow shapes only."
+            )
+        return x.to(device, non_blocking=True)
     if x is None:
         raise TypeError(f"`{name}` must be a tensor, array or list of numbers, got None.")
     if isinstance(x, (str, bytes)):

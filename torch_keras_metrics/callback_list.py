@@ -24,7 +24,7 @@ from typing import Any
 from .callbacks import BaseLogger, Callback, ProgbarLogger
 from .history import History
 
-__all__ = ["CallbackList"]
+__all__ = ["CallbackList", "check_callbacks"]
 
 _BATCH_HOOKS = tuple(f"on_{mode}_batch_{when}" for mode in ("train", "test", "predict") for when in ("begin", "end"))
 
@@ -36,6 +36,29 @@ def _overrides(cb: Callback, hook: str) -> bool:
         if alias in own or getattr(type(cb), alias, None) is not getattr(Callback, alias):
             return True
     return hook in own or getattr(type(cb), hook, None) is not getattr(Callback, hook)
+
+
+def check_callbacks(callbacks: Any) -> list[Callback]:
+    """`callbacks` as a list: None, one callback (as Keras flattens it) or a list/tuple of `Callback`s.
+
+    >>> check_callbacks(None), len(check_callbacks(Callback()))
+    ([], 1)
+    """
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, Callback):
+        return [callbacks]
+    if not isinstance(callbacks, (list, tuple)):
+        raise TypeError(
+            f"`callbacks` must be a list of Callback instances (or one), got {type(callbacks).__name__}: {callbacks!r}."
+        )
+    for i, c in enumerate(callbacks):
+        if not isinstance(c, Callback):
+            raise TypeError(
+                f"`callbacks[{i}]` must be a torch_keras_metrics Callback (subclass `Callback` and override its "
+                f"`on_*` hooks), got {type(c).__name__}: {c!r}."
+            )
+    return list(callbacks)
 
 
 class CallbackList(Callback):
@@ -56,7 +79,7 @@ class CallbackList(Callback):
         **params: Any,
     ) -> None:
         super().__init__()
-        self.callbacks: list[Callback] = list(callbacks or [])
+        self.callbacks: list[Callback] = check_callbacks(callbacks)
         self.base_logger = BaseLogger() if add_base_logger else None
         if self.base_logger is not None:
             self.callbacks.insert(0, self.base_logger)

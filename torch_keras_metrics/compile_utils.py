@@ -178,6 +178,12 @@ class CompileMetrics:
     def __init__(
         self, metrics: Any = None, weighted_metrics: Any = None, compiled_loss: CompileLoss | None = None
     ) -> None:
+        for what, specs in (("metrics", metrics), ("weighted_metrics", weighted_metrics)):
+            if specs is not None and not isinstance(specs, (list, tuple, Mapping)):
+                raise ValueError(
+                    f"`{what}` must be a list, tuple or dict (as in Keras), got {specs!r} of type "
+                    f"{type(specs).__name__}: write `{what}=[{specs!r}]`."
+                )
         self.specs = (metrics, weighted_metrics)
         for spec in _leaves(metrics) + _leaves(weighted_metrics):
             if not (isinstance(spec, str) and spec.lower() in ("accuracy", "acc")):
@@ -289,6 +295,36 @@ class CompileMetrics:
             if not built:
                 self.built = False  # "accuracy" resolves again from the next first batch
             raise
+
+    def check(
+        self, loss: torch.Tensor, parts: Any, y: Any, y_pred: Any, sample_weight: Any, device: torch.device
+    ) -> None:
+        """Prove that a batch fits the metrics (building them if needed, as its `first_update` would) and
+        keep nothing of it: every state, the loss trackers and an unbuilt set end as they were."""
+        built = self.built
+        if not built:
+            self.build(y, y_pred, device)
+        states = [m.state() for m in self.metrics]
+        sizes = [len(t) for t in self.trackers]
+        try:
+            self.update(loss, parts, y, y_pred, sample_weight)
+        finally:
+            for m, state in zip(self.metrics, states):
+                m.load_state(state)
+            for tracker, size in zip(self.trackers, sizes):
+                if len(tracker) > size:
+                    tracker.drop_last()
+            if not built:
+                self.built = False
+
+    def states(self) -> list[torch.Tensor]:
+        """Every metric's `state()` (to put back with `load_states` when a call is refused)."""
+        return [m.state() for m in self.metrics]
+
+    def load_states(self, states: list[torch.Tensor]) -> None:
+        """Put back what `states()` gave (the same metrics)."""
+        for m, state in zip(self.metrics, states):
+            m.load_state(state)
 
     def reset(self) -> None:
         """A new epoch (or evaluation): no batches, every metric reset."""

@@ -45,7 +45,10 @@ def to_tensor(x: Any, name: str) -> Any:
         return {k: to_tensor(v, f"{name}[{k!r}]") for k, v in x.items()}
     if isinstance(x, tuple) or (isinstance(x, list) and x and isinstance(x[0], (np.ndarray, torch.Tensor))):
         return tuple(to_tensor(v, f"{name}[{i}]") for i, v in enumerate(x))
-    arr = np.asarray(x)
+    try:
+        arr = np.asarray(x)
+    except (ValueError, TypeError) as err:  # ragged lists
+        raise TypeError(f"`{name}` could not be read as an array of numbers: {err}") from None
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"`{name}` must hold numbers, got dtype {arr.dtype}.")
     if arr.dtype == np.float64:
@@ -339,6 +342,7 @@ class EpochIterator:
         device: torch.device | None = None,
         continues: bool = True,
         class_weight: dict[int, float] | None = None,
+        input_dtype: torch.dtype | None = None,
     ) -> None:
         self.data, self.batch_size, self.shuffle, self.generator = data, batch_size, shuffle, generator
         self.steps_per_epoch, self.continues = steps_per_epoch, continues
@@ -347,6 +351,8 @@ class EpochIterator:
         self.device = device
         self.class_weight = class_weight
         self._move = device is not None and _needs_move(data, device)
+        self.input_dtype = input_dtype
+        self._cast = input_dtype is not None and _needs_cast(data, input_dtype)
         self._pass: Iterator | None = None
         self._seen = 0
 
@@ -361,10 +367,10 @@ class EpochIterator:
         batches = self._one_pass() if self.steps_per_epoch is None else self._take(self.steps_per_epoch)
         if self.class_weight is not None:
             batches = (self._weighted(rows) for rows in batches)
-        if not self._move:
+        if not self._move and not self._cast:
             return (Batch(*rows) for rows in batches)
-        move = self._to_device
-        return (Batch(move(rows[0]), move(rows[1]), move(rows[2]), *rows[3:]) for rows in batches)
+        move, cast = self._to_device, self._cast_x
+        return (Batch(cast(rows[0]), move(rows[1]), move(rows[2]), *rows[3:]) for rows in batches)
 
     def _one_pass(self) -> Iterator:
         return self.data.batches(self.batch_size, self.shuffle, self.generator)
@@ -403,10 +409,26 @@ class EpochIterator:
         return (x, y, class_weight_to_sample_weight(y, self.class_weight), *rest)
 
     def _to_device(self, t: Any) -> Any:
-        device: torch.device = self.device  # type: ignore[assignment]
+        device = self.device
+        if device is None:
+            return t
         if isinstance(t, torch.Tensor):  # the common case, without the generic walk
             return t if t.device == device else t.to(device, non_blocking=True)
         return map_tensors(lambda v: v if v.device == device else v.to(device, non_blocking=True), t)
+
+    def _cast_x(self, x: Any) -> Any:
+        """The inputs on the device, floating ones in the model's dtype (as Keras casts to its Input's dtype)."""
+        if not self._cast:
+            return self._to_device(x)
+        device, dtype = self.device, self.input_dtype
+
+        def cast(v: torch.Tensor) -> torch.Tensor:
+            to_dtype = dtype if v.is_floating_point() and v.dtype != dtype else None
+            if to_dtype is None and (device is None or v.device == device):
+                return v
+            return v.to(device=device, dtype=to_dtype, non_blocking=True)
+
+        return map_tensors(cast, x)
 
 
 def class_weight_to_sample_weight(y: torch.Tensor, class_weight: dict[int, float]) -> torch.Tensor:
@@ -423,6 +445,14 @@ def class_weight_to_sample_weight(y: torch.Tensor, class_weight: dict[int, float
     for cls, value in class_weight.items():
         weight = torch.where(labels == cls, torch.tensor(float(value), device=labels.device), weight)
     return weight
+
+
+def _needs_cast(data: Any, dtype: torch.dtype) -> bool:
+    """Whether some floating input may differ from `dtype` (always possible for data read batch by batch)."""
+    arrays = getattr(data, "arrays", None)
+    if arrays is None:
+        return True
+    return any(t.is_floating_point() and t.dtype != dtype for t in leaves(arrays[0]))
 
 
 def _needs_move(data: Any, device: torch.device) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -36,6 +37,7 @@ __all__ = [
 ]
 
 _TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+STALL_GRACE_S = 5.0  # how long a rank that timed out waits for the others to say they timed out too
 
 
 def _active() -> bool:
@@ -86,7 +88,8 @@ def shard_bounds(n: int, rank: int, world: int) -> tuple[int, int]:
 class DistContext:
     """The group the Trainer runs in: `rank`, `world`, `local_rank`, the rank's `device` and the `backend`."""
 
-    def __init__(self, device: torch.device, local_rank: int) -> None:
+    def __init__(self, device: torch.device, local_rank: int, timeout_s: float | None = None) -> None:
+        self.timeout_s = timeout_s  # the group's timeout when the Trainer initialised it, else unknown (None)
         self.rank = dist.get_rank()
         self.world = dist.get_world_size()
         self.local_rank = local_rank
@@ -103,6 +106,10 @@ class DistContext:
         leaves it. The others are then stuck in a collective until that process exits (gloo reports the
         closed connection at once) or the group's timeout; the error they get then names the rank that
         failed and why, instead of only gloo's "Connection closed by peer".
+
+        A rank that stalls (asleep in a callback, waiting on input) raises nothing: the others time out in
+        a collective after the group's timeout. Each of them then records that it timed out, waits a few
+        seconds for the others' records, and raises an error naming the ranks that never arrived.
         """
         self._runs += 1  # the same count on every rank: a record from an earlier run is never read
         key = f"torch_keras_metrics/failed/{self._runs}"
@@ -110,12 +117,31 @@ class DistContext:
             yield
         except Exception as err:
             other = _read(key)
+            if other is None and _is_timeout(err):
+                stalled = self._stalled(key, min(STALL_GRACE_S, self.timeout_s or STALL_GRACE_S))
+                if stalled:
+                    after = f" of {self.timeout_s:g} s" if self.timeout_s else ""
+                    raise RuntimeError(
+                        f"Stopped on rank {self.rank} of {self.world}: rank(s) {stalled} did not reach the collective "
+                        f"within the process group's timeout{after} (stalled: asleep in a callback, waiting on "
+                        f"input, or much slower).  (here: {type(err).__name__}: {err})"
+                    ) from err
             if other is not None and not other.startswith(f"rank {self.rank} "):
                 raise RuntimeError(
                     f"Stopped on rank {self.rank} of {self.world} because {other}  (here: {type(err).__name__}: {err})"
                 ) from err
             _write(key, f"rank {self.rank} raised {type(err).__name__}: {err}")
             raise
+
+    def _stalled(self, key: str, grace_s: float = STALL_GRACE_S) -> list[int]:
+        """The ranks that did not record a timeout of their own within `grace_s` of this rank's."""
+        _write(f"{key}/timed_out/{self.rank}", "1")
+        deadline = time.monotonic() + grace_s
+        while True:
+            missing = [r for r in range(self.world) if _read(f"{key}/timed_out/{r}") is None]
+            if not missing or time.monotonic() >= deadline:
+                return missing
+            time.sleep(0.1)
 
     def __repr__(self) -> str:
         return f"DistContext(rank={self.rank}, world={self.world}, device={self.device}, backend={self.backend!r})"
@@ -126,6 +152,8 @@ def setup(distributed: Any, device: str | torch.device | None, timeout_s: float 
 
     `None`: use the default group if one is initialised. `"auto"`: that, else initialise one from
     `torchrun`'s variables when they are set. `True`: the same, but fail without either. `False`: never.
+    `timeout_s` is the timeout of a group initialised here (torch's default, 30 minutes for gloo, without
+    it); a group the user initialised keeps its own (`init_process_group(timeout=timedelta(...))`).
     The device defaults to `cuda:LOCAL_RANK` when CUDA is available (and is made current), else the CPU.
     """
     if distributed not in (None, False, True, "auto"):
@@ -147,6 +175,8 @@ def setup(distributed: Any, device: str | torch.device | None, timeout_s: float 
         backend = "nccl" if torch.cuda.is_available() and on_cuda else "gloo"
         kwargs = {"timeout": datetime.timedelta(seconds=timeout_s)} if timeout_s else {}
         dist.init_process_group(backend, **kwargs)
+    else:
+        timeout_s = None  # the user's group keeps the timeout it was initialised with
     local_rank = int(os.environ.get("LOCAL_RANK", dist.get_rank() % max(1, torch.cuda.device_count() or 1)))
     if device is None:
         device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
@@ -155,7 +185,7 @@ def setup(distributed: Any, device: str | torch.device | None, timeout_s: float 
         if device.index is None:
             device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
-    return DistContext(device, local_rank)
+    return DistContext(device, local_rank, timeout_s)
 
 
 def place(
@@ -221,6 +251,12 @@ def agree(flag: bool, device: torch.device) -> bool:
     t = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.all_reduce(t)
     return bool(t.item() > 0)
+
+
+def _is_timeout(err: BaseException) -> bool:
+    """A collective that gave up waiting (gloo: "Timed out waiting ...ms", NCCL's watchdog: "timeout")."""
+    text = str(err).lower()
+    return isinstance(err, RuntimeError) and ("timed out" in text or "timeout" in text)
 
 
 def _store() -> Any:

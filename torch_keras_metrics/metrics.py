@@ -103,11 +103,10 @@ def _weighted_sums(values: torch.Tensor, sample_weight: Any) -> tuple[torch.Tens
 def _result_dtype(dtype: Any) -> torch.dtype:
     if dtype is None:
         return torch.float32
-    if isinstance(dtype, str):
-        dtype = getattr(torch, dtype, None)
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+    resolved = getattr(torch, dtype, None) if isinstance(dtype, str) else dtype
+    if not isinstance(resolved, torch.dtype) or not resolved.is_floating_point:
         raise TypeError(f"`dtype` must be a floating torch dtype or its name, got {dtype!r}.")
-    return dtype
+    return resolved
 
 
 class Mean(torchmetrics.Metric):
@@ -360,12 +359,20 @@ class MeanMetricWrapper(Mean):
             y_pred = as_tensor(y_pred, "y_pred", device)
         if not isinstance(y_true, torch.Tensor):
             y_true = as_tensor(y_true, "y_true", y_pred.device)
-        values = self._fn(y_true, y_pred, **self._fn_kwargs)
+        try:
+            values = self._fn(y_true, y_pred, **self._fn_kwargs)
+        except RuntimeError as err:  # torch's own shape errors, from inside the function
+            if y_true.dim() and y_pred.dim() and y_true.shape[0] != y_pred.shape[0]:
+                raise ValueError(
+                    f"`y_true` of shape {tuple(y_true.shape)} and `y_pred` of shape {tuple(y_pred.shape)} do not "
+                    f"fit together: their batch dimensions differ ({self.name}: {err})."
+                ) from err
+            raise
         if not isinstance(values, torch.Tensor):
             values = as_tensor(values, f"the value returned by {getattr(self._fn, '__name__', self._fn)!r}")
         if values.requires_grad:  # a differentiable metric function: never keep its graph alive
             values = values.detach()
-        return values.to(device) if values.device != device else values
+        return as_tensor(values, "y_pred" if values.is_meta else "the metric's values", device)
 
 
 _TORCHMETRICS_KWARGS = frozenset(

@@ -21,6 +21,7 @@ Under `torch.distributed` (e.g. `torchrun`), the same code trains data-parallel:
 from __future__ import annotations
 
 import contextlib
+import datetime
 import math
 import os
 import signal
@@ -33,7 +34,7 @@ import torch
 
 from . import checkpoint as _checkpoint
 from . import optimizers
-from .callback_list import CallbackList
+from .callback_list import CallbackList, check_callbacks
 from .callbacks import Callback
 from .compile_utils import CompileMetrics
 from .data import Batch, EpochIterator, fit_data, make_data
@@ -95,7 +96,14 @@ def _check_class_weight(class_weight: Any, y: Any, sample_weight: Any) -> None:
 
 def _check_fit_arguments(
     validation_split: Any, steps_per_epoch: Any, epochs: Any, initial_epoch: Any, validation_freq: Any
-) -> None:
+) -> float:
+    if validation_split is None:  # Keras takes None for no split
+        validation_split = 0.0
+    if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)):
+        raise TypeError(
+            f"`validation_split` must be a number in [0, 1) or None, got {validation_split!r} of type "
+            f"{type(validation_split).__name__}."
+        )
     if not 0.0 <= validation_split < 1.0:
         raise ValueError(f"`validation_split` must be in [0, 1), got {validation_split!r}.")
     if steps_per_epoch is not None and (not isinstance(steps_per_epoch, int) or steps_per_epoch < 1):
@@ -109,6 +117,45 @@ def _check_fit_arguments(
         raise ValueError(
             f"`validation_freq` must be an integer >= 1 or a collection of epochs (1-based), got {validation_freq!r}."
         )
+    return float(validation_split)
+
+
+def _check_resume_from(resume_from: Any) -> None:
+    if resume_from is not None and not isinstance(resume_from, (str, os.PathLike)):
+        raise TypeError(
+            f"`resume_from` must be None or a path (str or os.PathLike) to a checkpoint file or folder, got "
+            f"{resume_from!r} of type {type(resume_from).__name__}."
+        )
+
+
+def _check_not_empty(data: Any, batch_size: int, name: str) -> None:
+    """Keras refuses data without a sample; data of unknown length is taken as it comes."""
+    if data is not None and data.steps(batch_size) == 0:
+        raise ValueError(f"`{name}` holds no samples: there is nothing to run on (as in Keras).")
+
+
+def _timeout_s(timeout: Any) -> float | None:
+    if timeout is None:
+        return None
+    if isinstance(timeout, datetime.timedelta):
+        timeout = timeout.total_seconds()
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise ValueError(f"`timeout` must be None, a number of seconds > 0 or a datetime.timedelta, got {timeout!r}.")
+    return float(timeout)
+
+
+def _describe(x: Any) -> str:
+    if isinstance(x, torch.Tensor):
+        return f"a batch of shape {tuple(x.shape)}, {x.dtype}"
+    return f"a batch of {type(x).__name__}"
+
+
+def _in_context(err: Exception, prefix: str) -> Exception:
+    """The same kind of error with `prefix` before its message (the error itself if its type cannot be made so)."""
+    try:
+        return type(err)(f"{prefix}{err}")
+    except Exception:
+        return err
 
 
 def _should_eval(epoch: int, validation_freq: int | Container) -> bool:
@@ -173,6 +220,10 @@ class Trainer:
         loss_weights: Keras' weights of the outputs' losses in the total: a number, a dict or a list.
         target_keys: for data whose batches are dicts holding their own targets (as transformers'
             collators make): the key (or keys) of the targets; the other keys are the model's inputs.
+        timeout: seconds (or a `timedelta`) a collective waits for the other ranks, for the process group the
+            Trainer initialises (`distributed="auto"`/`True` under `torchrun`); torch's default (30 minutes for
+            gloo) without it. A group you initialise keeps its own: `init_process_group(timeout=...)`. A rank
+            that stalls then ends the run on every other rank with an error naming it.
     """
 
     def __init__(
@@ -187,10 +238,11 @@ class Trainer:
         distributed: bool | str | None = None,
         loss_weights: Any = None,
         target_keys: str | Sequence[str] | None = None,
+        timeout: float | datetime.timedelta | None = None,
     ) -> None:
         if precision not in _PRECISIONS:
             raise ValueError(f"`precision` must be None, 'bf16' or 'fp16', got {precision!r}.")
-        self.dist: DistContext | None = setup(distributed, device)
+        self.dist: DistContext | None = setup(distributed, device, _timeout_s(timeout))
         # `model` is the module itself; `_net` what the training step calls (DDP when distributed)
         self.device, self.model, self._net = place(model, self.dist, device)
         self.optimizer = optimizers.get_for(optimizer, self.model)
@@ -207,6 +259,8 @@ class Trainer:
         self.history: History | None = None
         self.run_state = _checkpoint.RunState()  # what a checkpoint keeps of the run; the last callback of a fit
         self._interrupt: _Interrupt | None = None
+        self._trained = 0  # optimizer steps in the running fit (a refusal before the first changes nothing)
+        self._pending_targets: tuple[Any, int] | None = None  # in-memory data whose targets the next batch checks
         # The shuffle order follows `torch.manual_seed` (a bare Generator would start from one fixed seed).
         self.generator = torch.Generator()
         self.generator.manual_seed(torch.initial_seed())
@@ -284,13 +338,20 @@ class Trainer:
         batch_size = _check_batch_size(batch_size)
         val_batch_size = _check_batch_size(validation_batch_size, "validation_batch_size") or batch_size
         verbose = self._verbose(verbose)
-        _check_fit_arguments(validation_split, steps_per_epoch, epochs, initial_epoch, validation_freq)
+        validation_split = _check_fit_arguments(
+            validation_split, steps_per_epoch, epochs, initial_epoch, validation_freq
+        )
         _check_steps(validation_steps, "validation_steps")
         _check_class_weight(class_weight, y, sample_weight)
+        _check_resume_from(resume_from)
+        check_callbacks(callbacks)
         pin = self.device.type == "cuda"
         train, val = fit_data(x, y, sample_weight, validation_split, validation_data, pin, self.target_keys)
         batch_size = _default_batch_size(batch_size, steps_per_epoch, train)
         val_batch_size = _default_batch_size(val_batch_size, validation_steps, val)
+        _check_not_empty(train, batch_size, "x")
+        with self._collective():  # a refusal on one rank is told to the others
+            self._check_validation_data(val, val_batch_size)
         if resume_from is not None:  # after every check of the arguments and data: a refused call changes nothing
             initial_epoch = self._resume(resume_from, initial_epoch, verbose)
         if self.dist is not None:
@@ -298,11 +359,16 @@ class Trainer:
         train, val, val_batch_size = shard_for_fit(
             train, val, batch_size, val_batch_size, shuffle, self.generator, self.dist
         )
+        dtype = self._input_dtype()
         train = EpochIterator(
-            train, batch_size, shuffle, steps_per_epoch, self.generator, self.device, class_weight=class_weight
-        )
-        val = None if val is None else EpochIterator(val, val_batch_size, steps_per_epoch=validation_steps,
-                                                     device=self.device, continues=False)  # fmt: skip
+            train, batch_size, shuffle, steps_per_epoch, self.generator, self.device, class_weight=class_weight,
+            input_dtype=dtype,
+        )  # fmt: skip
+        if val is not None:
+            val = EpochIterator(
+                val, val_batch_size, steps_per_epoch=validation_steps, device=self.device, continues=False,
+                input_dtype=dtype,
+            )  # fmt: skip
         cblist = CallbackList(
             callbacks, add_history=True, add_progbar=verbose != 0, add_base_logger=True, trainer=self,
             epochs=epochs, steps=train.steps, verbose=verbose,
@@ -312,8 +378,9 @@ class Trainer:
         self.run_state.start(cblist.callbacks, history, initial_epoch)
         self.stop_training = False
         self._check_next = True  # this call's first batch is checked against the loss again
+        self._pending_targets = (train.data, batch_size)  # and every in-memory target against its output
         training_logs: dict[str, float] = {}
-        with self._collective(), _Interrupt(self) as interrupt:
+        with self._collective(), self._unchanged_if_refused(), _Interrupt(self) as interrupt:
             cblist.on_train_begin()
             try:
                 for epoch in range(initial_epoch, epochs):
@@ -355,7 +422,8 @@ class Trainer:
         evaluates the first batches only.
         """
         batches, cblist = self._one_pass(x, y, sample_weight, batch_size, steps, verbose, callbacks, shard=True)
-        with self._collective():
+        with self._collective(), self._unchanged_if_refused():
+            self._pending_targets = (batches.data, batches.batch_size)
             logs = self._evaluate(batches, cblist)
         if return_dict:
             return logs
@@ -450,8 +518,15 @@ class Trainer:
         x, y, w = batch.x, batch.y, batch.sample_weight
         if self._check_next:
             with self._amp:
-                y_pred = call_model(net, x)
+                try:
+                    y_pred = call_model(net, x)
+                except (RuntimeError, ValueError, TypeError, IndexError) as err:  # the model's own shape errors
+                    raise ValueError(f"`x` ({_describe(x)}) does not fit the model: {err}") from err
                 loss, parts = self.compiled_loss.checked(y_pred, y, w)
+            if self._pending_targets is not None:
+                data, size = self._pending_targets
+                self._pending_targets = None
+                self._check_targets(y_pred, data, size, "`y`")
             values = self.compiled_metrics.first_update(loss, parts, y, detach(y_pred), w, self.device)
             self._check_next = False
             return loss, values
@@ -472,6 +547,7 @@ class Trainer:
             for f in begin_calls:
                 f(step, None)
             logs = step_fn(batch)
+            self._trained += 1
             for f in end_calls:
                 f(step, logs)
             if self.stop_training and can_stop:
@@ -509,15 +585,89 @@ class Trainer:
         batch_size = _check_batch_size(batch_size)
         verbose = self._verbose(verbose)
         _check_steps(steps, "steps")
+        check_callbacks(callbacks)
         data = make_data(x, y, w, self.device.type == "cuda", self.target_keys)
         batch_size = _default_batch_size(batch_size, steps, data)
+        if shard:  # evaluate (Keras refuses no data; predict returns an empty result)
+            _check_not_empty(data, batch_size, "x")
         if shard:
             data, batch_size = shard_for_evaluate(data, batch_size, self.dist, built=self.built)
-        batches = EpochIterator(data, batch_size, steps_per_epoch=steps, device=self.device, continues=False)
+        batches = EpochIterator(
+            data,
+            batch_size,
+            steps_per_epoch=steps,
+            device=self.device,
+            continues=False,
+            input_dtype=self._input_dtype(),
+        )
         cblist = CallbackList(
             callbacks, add_progbar=verbose != 0, trainer=self, steps=batches.steps, verbose=verbose, epochs=1
         )
         return batches, cblist
+
+    def _check_validation_data(self, val: Any, batch_size: int) -> None:
+        """Before training starts: the first validation batch through the model (eval mode, no gradients), the
+        loss and the metrics, and every in-memory validation target against that output, so that bad validation
+        data is refused before an epoch is spent. Nothing is kept (the metrics' states, an unbuilt set)."""
+        if val is None:
+            return
+        batches = EpochIterator(val, batch_size, device=self.device, continues=False, input_dtype=self._input_dtype())
+        first = next(iter(batches.epoch()), None)
+        if first is None:
+            return
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad(), self._amp:
+                try:
+                    y_pred = call_model(self.model, first.x)
+                except (RuntimeError, ValueError, TypeError, IndexError) as err:  # the model's own shape errors
+                    raise ValueError(f"`validation_data` ({_describe(first.x)}) does not fit the model: {err}") from err
+                try:
+                    loss, parts = self.compiled_loss.checked(y_pred, first.y, first.sample_weight)
+                    self.compiled_metrics.check(loss, parts, first.y, y_pred, first.sample_weight, self.device)
+                except (ValueError, TypeError) as err:
+                    raise _in_context(err, "`validation_data`, its first batch: ") from err
+                self._check_targets(y_pred, val, batch_size, "`validation_data`")
+        finally:
+            self.model.train(was_training)
+
+    def _check_targets(self, y_pred: Any, data: Any, batch_size: int, name: str) -> None:
+        """Every in-memory target against a first batch's output (`y_pred`), before it is used: a label out of
+        range in a later batch is refused before the first optimizer step. No forward; one pass of the loss."""
+        arrays = getattr(data, "arrays", None)
+        if arrays is None or not isinstance(y_pred, torch.Tensor) or not isinstance(arrays[1], torch.Tensor):
+            return
+        _, y, w = arrays
+        y_pred = y_pred.detach()
+        size = y_pred.shape[0] if y_pred.dim() else 0  # this rank's batch (a share of the global one)
+        if not size:
+            return
+        with torch.no_grad():
+            for lo in range(0, y.shape[0], size):
+                hi = min(lo + size, y.shape[0])
+                y_rows = y[lo:hi].to(self.device, non_blocking=True)
+                w_rows = None if not isinstance(w, torch.Tensor) else w[lo:hi].to(self.device, non_blocking=True)
+                try:
+                    with self._amp:
+                        self.compiled_loss.checked(y_pred[: hi - lo], y_rows, w_rows)
+                except ValueError as err:
+                    raise ValueError(f"{name}, samples {lo} to {hi - 1}: {err}") from err
+
+    @contextlib.contextmanager
+    def _unchanged_if_refused(self) -> Any:
+        """Around a `fit` or `evaluate`: an error before the first optimizer step puts back the metrics'
+        states and the shuffle generator, so a refused call changes nothing."""
+        states, generator = self.compiled_metrics.states(), self.generator.get_state()
+        self._trained = 0
+        try:
+            yield
+        except Exception:
+            if self._trained == 0:
+                if self.built and len(states) == len(self.metrics):
+                    self.compiled_metrics.load_states(states)
+                self.generator.set_state(generator)
+            raise
 
     def _resume(self, resume_from: str | os.PathLike, initial_epoch: int, verbose: int) -> int:
         resumed = _checkpoint.resume(self, resume_from)
@@ -530,6 +680,13 @@ class Trainer:
             path = (self.run_state.pending or {}).get("path", resume_from)
             write(f"Resuming from {path!r}: {resumed} epoch(s) done, continuing with epoch {resumed + 1}.\n")
         return resumed
+
+    def _input_dtype(self) -> torch.dtype | None:
+        """The dtype floating inputs are cast to: the model's first floating parameter's (None without one)."""
+        for t in self.model.parameters():
+            if t.is_floating_point():
+                return t.dtype
+        return None
 
     def _verbose(self, verbose: Any) -> int:
         """Keras' `verbose`, forced to 0 on every rank but 0 (one progress bar for the group)."""
