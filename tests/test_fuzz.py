@@ -320,3 +320,16 @@ def test_floating_inputs_are_cast_to_the_model_dtype_as_keras_casts_to_its_input
     hb = b.fit(X.double(), Y, batch_size=16, epochs=2, verbose=0, shuffle=False)
     assert ha.history == hb.history
     assert torch.equal(a.predict(X, verbose=0), b.predict(X.double(), verbose=0))
+
+
+def test_a_bad_label_in_the_last_batch_is_named_before_the_first_step():
+    trainer = _trainer()
+    before = _snapshot(trainer)
+    y = Y.clone()
+    y[-1], y[-2] = 3, -2
+    with pytest.raises(ValueError, match=r"`y` holds the label\(s\) \[-2, 3\], which the loss cannot take"):
+        trainer.fit(X, y, batch_size=16, shuffle=False, verbose=0)
+    _assert_unchanged(before, _snapshot(trainer), "late labels")
+    with pytest.raises(ValueError, match=r"`validation_data` holds the label\(s\) \[-2, 3\]"):
+        trainer.fit(X, Y, batch_size=16, validation_data=(X, y), verbose=0)
+    _assert_unchanged(before, _snapshot(trainer), "late validation labels")

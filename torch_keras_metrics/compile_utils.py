@@ -293,7 +293,7 @@ class CompileMetrics:
                 if len(tracker) > size:
                     tracker.drop_last()
             if not built:
-                self.built = False  # "accuracy" resolves again from the next first batch
+                self._unbuild()  # "accuracy" resolves again from the next first batch
             raise
 
     def check(
@@ -315,7 +315,12 @@ class CompileMetrics:
                 if len(tracker) > size:
                     tracker.drop_last()
             if not built:
-                self.built = False
+                self._unbuild()
+
+    def _unbuild(self) -> None:
+        self.plain, self.weighted, self.names, self._calls = [], [], [], []
+        self.output_loss_trackers = []
+        self.built = False
 
     def states(self) -> list[torch.Tensor]:
         """Every metric's `state()` (to put back with `load_states` when a call is refused)."""

@@ -260,7 +260,7 @@ class Trainer:
         self.run_state = _checkpoint.RunState()  # what a checkpoint keeps of the run; the last callback of a fit
         self._interrupt: _Interrupt | None = None
         self._trained = 0  # optimizer steps in the running fit (a refusal before the first changes nothing)
-        self._pending_targets: tuple[Any, int] | None = None  # in-memory data whose targets the next batch checks
+        self._pending_targets: Any = None  # in-memory data whose targets the next batch checks
         # The shuffle order follows `torch.manual_seed` (a bare Generator would start from one fixed seed).
         self.generator = torch.Generator()
         self.generator.manual_seed(torch.initial_seed())
@@ -378,7 +378,7 @@ class Trainer:
         self.run_state.start(cblist.callbacks, history, initial_epoch)
         self.stop_training = False
         self._check_next = True  # this call's first batch is checked against the loss again
-        self._pending_targets = (train.data, batch_size)  # and every in-memory target against its output
+        self._pending_targets = train.data  # and every in-memory target against its output
         training_logs: dict[str, float] = {}
         with self._collective(), self._unchanged_if_refused(), _Interrupt(self) as interrupt:
             cblist.on_train_begin()
@@ -423,7 +423,7 @@ class Trainer:
         """
         batches, cblist = self._one_pass(x, y, sample_weight, batch_size, steps, verbose, callbacks, shard=True)
         with self._collective(), self._unchanged_if_refused():
-            self._pending_targets = (batches.data, batches.batch_size)
+            self._pending_targets = batches.data
             logs = self._evaluate(batches, cblist)
         if return_dict:
             return logs
@@ -524,9 +524,9 @@ class Trainer:
                     raise ValueError(f"`x` ({_describe(x)}) does not fit the model: {err}") from err
                 loss, parts = self.compiled_loss.checked(y_pred, y, w)
             if self._pending_targets is not None:
-                data, size = self._pending_targets
+                data = self._pending_targets
                 self._pending_targets = None
-                self._check_targets(y_pred, data, size, "`y`")
+                self._check_targets(y_pred, y, data, "`y`")
             values = self.compiled_metrics.first_update(loss, parts, y, detach(y_pred), w, self.device)
             self._check_next = False
             return loss, values
@@ -628,31 +628,50 @@ class Trainer:
                     self.compiled_metrics.check(loss, parts, first.y, y_pred, first.sample_weight, self.device)
                 except (ValueError, TypeError) as err:
                     raise _in_context(err, "`validation_data`, its first batch: ") from err
-                self._check_targets(y_pred, val, batch_size, "`validation_data`")
+                self._check_targets(y_pred, first.y, val, "`validation_data`")
         finally:
             self.model.train(was_training)
 
-    def _check_targets(self, y_pred: Any, data: Any, batch_size: int, name: str) -> None:
-        """Every in-memory target against a first batch's output (`y_pred`), before it is used: a label out of
-        range in a later batch is refused before the first optimizer step. No forward; one pass of the loss."""
+    def _check_targets(self, y_pred: Any, y_first: Any, data: Any, name: str) -> None:
+        """Every in-memory label against a first batch's output (`y_pred`, for the targets `y_first`), before it
+        is used: an out-of-range label in a later batch is refused before the first optimizer step.
+
+        Only integer targets can be wrong by value (class indices); float targets are checked by shape, which
+        the first batch did. Each distinct label is put into a copy of the first batch's targets and goes
+        through the loss with its output: one sort of the labels and a loss call per batch-full of them.
+        """
         arrays = getattr(data, "arrays", None)
-        if arrays is None or not isinstance(y_pred, torch.Tensor) or not isinstance(arrays[1], torch.Tensor):
+        if arrays is None or not isinstance(y_pred, torch.Tensor) or not isinstance(y_first, torch.Tensor):
             return
-        _, y, w = arrays
-        y_pred = y_pred.detach()
-        size = y_pred.shape[0] if y_pred.dim() else 0  # this rank's batch (a share of the global one)
-        if not size:
+        y = arrays[1]
+        if not isinstance(y, torch.Tensor) or y.is_floating_point() or y.dtype == torch.bool or not y_first.numel():
             return
         with torch.no_grad():
-            for lo in range(0, y.shape[0], size):
-                hi = min(lo + size, y.shape[0])
-                y_rows = y[lo:hi].to(self.device, non_blocking=True)
-                w_rows = None if not isinstance(w, torch.Tensor) else w[lo:hi].to(self.device, non_blocking=True)
+            labels = torch.unique(y).to(self.device)  # one host sync per call, never per batch
+            template = y_first.detach().reshape(-1)
+            y_pred = y_pred.detach()
+            for lo in range(0, labels.numel(), template.numel()):
+                piece = labels[lo : lo + template.numel()]
+                targets = template.clone()
+                targets[: piece.numel()] = piece.to(targets.dtype)
                 try:
                     with self._amp:
-                        self.compiled_loss.checked(y_pred[: hi - lo], y_rows, w_rows)
+                        self.compiled_loss.checked(y_pred, targets.reshape(y_first.shape), None)
                 except ValueError as err:
-                    raise ValueError(f"{name}, samples {lo} to {hi - 1}: {err}") from err
+                    bad = [v for v in piece.tolist() if not self._label_fits(y_pred, y_first, v)]
+                    raise ValueError(
+                        f"{name} holds the label(s) {bad[:10]}, which the loss cannot take: {err}"
+                    ) from err
+
+    def _label_fits(self, y_pred: torch.Tensor, y_first: torch.Tensor, label: int) -> bool:
+        targets = y_first.detach().clone().reshape(-1)
+        targets[0] = label
+        try:
+            with self._amp:
+                self.compiled_loss.checked(y_pred, targets.reshape(y_first.shape), None)
+        except ValueError:
+            return False
+        return True
 
     @contextlib.contextmanager
     def _unchanged_if_refused(self) -> Any:
