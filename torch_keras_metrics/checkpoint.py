@@ -679,7 +679,12 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(state, Mapping) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path!r} is not a torch_keras_metrics checkpoint: {_describe(state)}")
     version = state.get("format_version")
-    if not _is_int(version) or version > FORMAT_VERSION:
+    if not _is_int(version) or version < 1:
+        raise CheckpointError(
+            f"{path!r} is not a valid checkpoint: field 'format_version': {_shown(version)} is not an integer "
+            f"from 1 to {FORMAT_VERSION}."
+        )
+    if version > FORMAT_VERSION:
         raise CheckpointError(
             f"{path!r} has checkpoint format version {version!r}, newer than this torch_keras_metrics reads "
             f"({FORMAT_VERSION}); it was written by torch_keras_metrics {state.get('library_version')!r}."
