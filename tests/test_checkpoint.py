@@ -537,6 +537,7 @@ def test_random_states_that_would_not_load_are_refused_before_anything_changes(t
     trainer.save_checkpoint(path)
     state = torch.load(path, weights_only=True)
     state["rng"]["numpy"]["bit_generator"] = "NotAGenerator"
+    state["checksum"] = ckpt.checksum(state)  # edited on purpose: sealed again, so that the checks behind run
     torch.save(state, path)
     other = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Softmax(-1))
     fresh = tkm.Trainer(other, torch.optim.SGD(other.parameters(), lr=0.1), "sparse_categorical_crossentropy")

@@ -7,11 +7,15 @@ any callback with `state_dict`/`load_state_dict`), the metric states and the ran
 CUDA, numpy, Python's `random` and the Trainer's shuffling `generator`). It is a plain dict of tensors,
 numbers, strings, lists and dicts, so it loads with `torch.load(path, weights_only=True)` and nothing
 needs registering; it is written as `io.atomic_save` writes (temporary file, fsync, `os.replace`), so a
-crash while saving leaves the previous file in place.
+crash while saving leaves the previous file in place. Beside the payload, the file holds a sha256 over
+all of it (`"checksum"`: every tensor's dtype, shape and bytes, and every other value; see `checksum`).
 
-Loading reads and checks the whole file (format, model keys and shapes, optimizer groups, random states)
-before it changes anything: a truncated, corrupted or foreign file raises `CheckpointError` naming the
-file, and the trainer is left as it was. The History and callback states wait for the next `fit` whose
+Loading verifies the checksum, then the schema of every field, then that everything fits this trainer
+(model keys and shapes, optimizer class and layout, random states, metric and callback states), and only
+then swaps the new state in; should a step of that swap fail, what it had changed is put back. Any
+failure raises `CheckpointError` naming the file (and the field), with the trainer (weights, optimizer,
+generator and random states, metrics, History, pending callback states) as it was. The History and
+callback states wait for the next `fit` whose
 `initial_epoch` is the checkpoint's (callbacks reset themselves in `on_train_begin`; the states are
 applied right after it).
 
@@ -36,9 +40,11 @@ per-batch values in `History.batches` are each rank's own, so after a resume the
 from __future__ import annotations
 
 import copy
+import hashlib
 import os
 import pickle
 import random
+import struct
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
@@ -49,7 +55,7 @@ import torch
 from .callbacks import BaseLogger, Callback, ProgbarLogger
 from .distributed import is_main_process, unwrap_model
 from .history import History
-from .io import atomic_save
+from .io import atomic_save, remove_stale_temporaries
 from .version import __version__
 
 __all__ = [
@@ -59,6 +65,7 @@ __all__ = [
     "EpochEndSaver",
     "RunState",
     "checkpoint_state",
+    "checksum",
     "latest_checkpoint",
     "load_checkpoint",
     "load_weights",
@@ -67,7 +74,7 @@ __all__ = [
 ]
 
 FORMAT = "torch_keras_metrics.trainer_checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the file holds a checksum of its payload; version 1 files (none) still load
 EXTENSIONS = (".pt", ".pth", ".ckpt", ".tar")  # what `latest_checkpoint` looks at in a folder
 _SHOWN = 8  # keys listed in an error before "..."
 
@@ -103,6 +110,335 @@ def _plain(obj: Any, where: str) -> Any:
 def _listing(keys: Sequence[str]) -> str:
     shown = ", ".join(repr(k) for k in list(keys)[:_SHOWN])
     return shown + (f", ... ({len(keys)} in all)" if len(keys) > _SHOWN else "")
+
+
+# ------------------------------------------------------------------ the checksum
+
+CHECKSUM_KEY = "checksum"
+
+
+def _digest(obj: Any, h: Any) -> None:
+    """Feed `obj` to `h` in one unambiguous byte form: a type tag, lengths, then the content."""
+    if obj is None:
+        h.update(b"N")
+    elif isinstance(obj, bool):
+        h.update(b"T" if obj else b"F")
+    elif isinstance(obj, int):
+        text = str(obj).encode()
+        h.update(b"I%d:" % len(text) + text)
+    elif isinstance(obj, float):
+        h.update(b"D" + struct.pack("<d", obj))  # the exact bits (NaN's and -0.0 included)
+    elif isinstance(obj, str):
+        text = obj.encode("utf-8", "surrogatepass")
+        h.update(b"S%d:" % len(text) + text)
+    elif isinstance(obj, bytes):
+        h.update(b"B%d:" % len(obj) + obj)
+    elif isinstance(obj, torch.Tensor):
+        t = obj.detach()
+        t = (t.to_dense() if t.layout != torch.strided else t).cpu().contiguous()
+        header = f"{t.dtype}{tuple(t.shape)}".encode()
+        raw = t.reshape(-1).view(torch.uint8).numpy()
+        h.update(b"X%d:" % len(header) + header + b"%d:" % raw.nbytes)
+        h.update(memoryview(raw))
+    elif isinstance(obj, torch.Size):
+        h.update(b"Z%d:" % len(obj))
+        for v in obj:
+            _digest(v, h)
+    elif isinstance(obj, (torch.dtype, torch.device)):
+        text = str(obj).encode()
+        h.update(b"Y%d:" % len(text) + text)
+    elif isinstance(obj, Mapping):
+        h.update(b"M%d:" % len(obj))
+        for k, v in obj.items():
+            _digest(k, h)
+            _digest(v, h)
+    elif isinstance(obj, (list, tuple)):
+        h.update((b"L" if isinstance(obj, list) else b"U") + b"%d:" % len(obj))
+        for v in obj:
+            _digest(v, h)
+    else:
+        raise TypeError(f"a value of type {type(obj).__name__} has no checksum")
+
+
+def checksum(state: Mapping[str, Any]) -> str:
+    """The `"checksum"` a checkpoint file holds: sha256 over every field but the checksum itself.
+
+    Every tensor counts by dtype, shape and bytes (not by storage or strides), every other value by
+    type and content, dicts in their order. After editing a file on purpose, store the new value.
+
+    >>> checksum({"a": torch.zeros(2), "b": [1, "x"]}) == checksum({"a": torch.zeros(2), "b": [1, "x"]})
+    True
+    >>> checksum({"a": torch.zeros(2)}) == checksum({"a": torch.zeros(2, dtype=torch.float64)})
+    False
+    """
+    h = hashlib.sha256()
+    _digest({k: v for k, v in state.items() if k != CHECKSUM_KEY}, h)
+    return "sha256:" + h.hexdigest()
+
+
+# ------------------------------------------------------------------ the schema of every field
+
+
+class _Invalid(Exception):
+    """A field of a checkpoint that is not what this library writes: `field` names it."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"field {field}: {reason}")
+        self.field = field
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _scalar(v: Any) -> bool:
+    """A value a log can hold: a number, a string, None, or a one-element tensor."""
+    return v is None or isinstance(v, (bool, int, float, str)) or (isinstance(v, torch.Tensor) and v.numel() == 1)
+
+
+def _need(ok: bool, field: str, reason: str) -> None:
+    if not ok:
+        raise _Invalid(field, reason)
+
+
+def _int_field(v: Any, field: str, low: int = 0, optional: bool = False) -> None:
+    if optional and v is None:
+        return
+    _need(_is_int(v) and v >= low, field, f"{_shown(v)} is not an integer >= {low}")
+
+
+def _shown(v: Any) -> str:
+    text = repr(v) if not isinstance(v, torch.Tensor) else f"a tensor of shape {tuple(v.shape)}"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _tensor_dict(v: Any, field: str, extra_ok: bool = False) -> None:
+    _need(isinstance(v, Mapping), field, f"is a {type(v).__name__}, not a dict of tensors")
+    for k, t in v.items():
+        if extra_ok and isinstance(k, str) and k.endswith("_extra_state"):
+            continue  # a module's get_extra_state(): any plain value
+        _need(isinstance(k, str), field, f"has a key {k!r} that is not a string")
+        _need(isinstance(t, torch.Tensor), f"{field}[{k!r}]", f"is a {type(t).__name__}, not a tensor")
+
+
+def _rng_schema(rng: Any, field: str) -> None:
+    _need(isinstance(rng, Mapping), field, f"is a {type(rng).__name__}, not a dict")
+    expected = {"torch", "cuda", "numpy", "python", "trainer"}
+    unknown, missing = [k for k in rng if k not in expected], sorted(expected - set(rng))
+    _need(not unknown, field, f"has unknown random states {_listing([str(k) for k in unknown])}")
+    _need(not missing, field, f"lacks the random states {_listing(missing)}")
+
+    def uint8(v: Any, where: str) -> None:
+        ok = isinstance(v, torch.Tensor) and v.dtype == torch.uint8 and v.dim() == 1
+        _need(ok, where, "is not a 1-D uint8 tensor")
+
+    uint8(rng["torch"], f"{field}['torch']")
+    if rng["trainer"] is not None:
+        uint8(rng["trainer"], f"{field}['trainer']")
+    cuda = rng["cuda"]
+    if cuda is not None:
+        _need(isinstance(cuda, (list, tuple)), f"{field}['cuda']", "is not a list")
+        for i, v in enumerate(cuda):
+            uint8(v, f"{field}['cuda'][{i}]")
+    state = rng["numpy"]
+    if state is not None:
+        where = f"{field}['numpy']"
+        _need(isinstance(state, Mapping), where, "is not a dict")
+        _need(
+            set(state) == {"bit_generator", "key", "pos", "has_gauss", "gauss"}, where, f"has the keys {sorted(state)}"
+        )
+        _need(isinstance(state["bit_generator"], str), f"{where}['bit_generator']", "is not a string")
+        key = state["key"]
+        ok = isinstance(key, torch.Tensor) and key.dtype == torch.int64 and key.shape == (624,)
+        _need(ok and bool(((key >= 0) & (key < 2**32)).all()), f"{where}['key']", "is not 624 32-bit words")
+        _int_field(state["pos"], f"{where}['pos']")
+        _need(state["has_gauss"] in (0, 1) and _is_int(state["has_gauss"]), f"{where}['has_gauss']", "is not 0 or 1")
+        _need(isinstance(state["gauss"], float), f"{where}['gauss']", "is not a float")
+    python = rng["python"]
+    if python is not None:
+        where = f"{field}['python']"
+        ok = isinstance(python, tuple) and len(python) == 3 and _is_int(python[0])
+        _need(ok and isinstance(python[1], tuple), where, "is not (version, internal state, gauss)")
+        _need(all(_is_int(v) and 0 <= v < 2**32 for v in python[1]), f"{where}[1]", "is not a tuple of 32-bit words")
+        _need(python[2] is None or isinstance(python[2], float), f"{where}[2]", "is neither None nor a float")
+
+
+def _history_schema(history: Any, field: str) -> None:
+    if history is None:
+        return
+    _need(isinstance(history, Mapping), field, f"is a {type(history).__name__}, not a dict")
+    allowed = {"history", "epoch", "batches", "keras2"}
+    _need(set(history) - allowed == set(), field, f"has unknown keys {sorted(map(str, set(history) - allowed))}")
+    for key in ("history", "epoch", "batches"):
+        _need(key in history, field, f"lacks {key!r}")
+    epochs = history["epoch"]
+    _need(isinstance(epochs, list), f"{field}['epoch']", "is not a list")
+    for i, e in enumerate(epochs):
+        _int_field(e, f"{field}['epoch'][{i}]")
+    logs = history["history"]
+    _need(isinstance(logs, Mapping), f"{field}['history']", "is not a dict")
+    for k, values in logs.items():
+        where = f"{field}['history'][{k!r}]"
+        _need(isinstance(k, str), where, "is not keyed by a string")
+        _need(isinstance(values, list), where, f"is a {type(values).__name__}, not a list")
+        _need(len(values) <= len(epochs), where, f"has {len(values)} values for {len(epochs)} epochs")
+        _need(all(_scalar(v) for v in values), where, "holds a value that is not a number or a string")
+    batches = history["batches"]
+    _need(isinstance(batches, list) and len(batches) == len(epochs), f"{field}['batches']", "is not a list per epoch")
+    for i, record in enumerate(batches):
+        where = f"{field}['batches'][{i}]"
+        _need(isinstance(record, Mapping), where, "is not a dict")
+        for k, values in record.items():
+            ok = isinstance(k, str) and isinstance(values, list) and all(_scalar(v) for v in values)
+            _need(ok, f"{where}[{k!r}]", "is not a list of numbers")
+    keras2 = history.get("keras2", [])
+    _need(isinstance(keras2, list) and len(keras2) in (0, len(epochs)), f"{field}['keras2']", "is not a list per epoch")
+    for i, means in enumerate(keras2):
+        ok = isinstance(means, Mapping) and all(isinstance(k, str) and _scalar(v) for k, v in means.items())
+        _need(ok, f"{field}['keras2'][{i}]", "is not a dict of numbers")
+
+
+def _opt_number(v: Any, field: str) -> None:
+    ok = v is None or _is_number(v) or (isinstance(v, torch.Tensor) and v.numel() == 1)
+    _need(ok, field, f"{_shown(v)} is neither None nor a number")
+
+
+def _opt_int(v: Any, field: str) -> None:
+    _need(v is None or _is_int(v), field, f"{_shown(v)} is neither None nor an integer")
+
+
+def _count(v: Any, field: str) -> None:
+    _int_field(v, field)
+
+
+def _opt_weights(v: Any, field: str) -> None:
+    if v is not None:
+        _tensor_dict(v, field, extra_ok=True)
+
+
+# The states of this library's callbacks (their `state_dict()`), checked before anything loads.
+_CALLBACK_FIELDS: dict[str, dict[str, Any]] = {
+    "EarlyStopping": {
+        "wait": _count,
+        "stopped_epoch": _count,
+        "best": _opt_number,
+        "best_epoch": _count,
+        "best_weights": _opt_weights,
+    },
+    "ReduceLROnPlateau": {"best": _opt_number, "wait": _count, "cooldown_counter": _count},
+    "ModelCheckpoint": {"best": _opt_number, "batches_seen_since_last_saving": _count, "last_batch_seen": _opt_int},
+    "TensorBoard": {"global_train_batch": _count, "iterations": _count},
+}
+
+
+def _callbacks_schema(callbacks: Any, field: str) -> None:
+    _need(isinstance(callbacks, Mapping), field, f"is a {type(callbacks).__name__}, not a dict")
+    for name, states in callbacks.items():
+        where = f"{field}[{name!r}]"
+        _need(isinstance(name, str), where, "is not keyed by a class name")
+        _need(isinstance(states, list), where, "is not a list of states")
+        schema = _CALLBACK_FIELDS.get(name)
+        for i, state in enumerate(states if schema is not None else ()):
+            at = f"{where}[{i}]"
+            _need(isinstance(state, Mapping), at, "is not a dict")
+            missing = [k for k in schema if k not in state]
+            unknown = [str(k) for k in state if k not in schema]
+            _need(not missing, at, f"lacks {_listing(missing)}")
+            _need(not unknown, at, f"has unknown keys {_listing(unknown)}")
+            for key, check in schema.items():
+                check(state[key], f"{at}[{key!r}]")
+
+
+def _optimizer_schema(saved: Any, field: str) -> None:
+    _need(isinstance(saved, Mapping), field, f"is a {type(saved).__name__}, not a dict")
+    _need(set(saved) == {"state", "param_groups"}, field, f"has the keys {sorted(map(str, saved))}")
+    _need(isinstance(saved["state"], Mapping), f"{field}['state']", "is not a dict")
+    for k, v in saved["state"].items():
+        _need(isinstance(v, Mapping), f"{field}['state'][{k!r}]", "is not a dict")
+    groups = saved["param_groups"]
+    _need(isinstance(groups, list), f"{field}['param_groups']", "is not a list")
+    for i, group in enumerate(groups):
+        where = f"{field}['param_groups'][{i}]"
+        _need(isinstance(group, Mapping) and "params" in group, where, "is not a dict with 'params'")
+        ok = isinstance(group["params"], list) and all(_is_int(p) for p in group["params"])
+        _need(ok, f"{where}['params']", "is not a list of parameter indices")
+
+
+def _metrics_schema(metrics: Any, field: str) -> None:
+    if metrics is None:
+        return
+    _need(isinstance(metrics, list), field, f"is a {type(metrics).__name__}, not a list")
+    for i, entry in enumerate(metrics):
+        where = f"{field}[{i}]"
+        _need(isinstance(entry, Mapping) and set(entry) == {"name", "state"}, where, "is not {'name', 'state'}")
+        _need(isinstance(entry["name"], str), f"{where}['name']", "is not a string")
+        _tensor_dict(entry["state"], f"{where}['state']")
+
+
+def _optional(check: Any) -> Any:
+    def run(v: Any, field: str) -> None:
+        if v is not None:
+            check(v, field)
+
+    return run
+
+
+def _is_type(kind: Any, what: str) -> Any:
+    def run(v: Any, field: str) -> None:
+        _need(
+            isinstance(v, kind) and not (kind is not bool and isinstance(v, bool)), field, f"{_shown(v)} is not {what}"
+        )
+
+    return run
+
+
+def _rng_per_rank_schema(v: Any, field: str) -> None:
+    _need(isinstance(v, list) and len(v) > 0, field, "is not a list of random states")
+    for i, rng in enumerate(v):
+        _rng_schema(rng, f"{field}[{i}]")
+
+
+_FIELDS: dict[str, Any] = {
+    "format": _is_type(str, "a string"),
+    "format_version": lambda v, f: _int_field(v, f, low=1),
+    "library_version": _is_type(str, "a string"),
+    "torch_version": _is_type(str, "a string"),
+    "epoch": _count,
+    "batch": lambda v, f: _int_field(v, f, low=1, optional=True),
+    "complete": _is_type(bool, "True or False"),
+    "initial_epoch": _count,
+    "model_state_dict": lambda v, f: _tensor_dict(v, f, extra_ok=True),
+    "optimizer_state_dict": _optional(_optimizer_schema),
+    "optimizer_class": _optional(_is_type(str, "a string")),
+    "scaler_state_dict": _optional(_is_type(Mapping, "a dict")),
+    "scheduler_state_dict": _optional(_is_type(Mapping, "a dict")),
+    "history": _history_schema,
+    "callbacks": _callbacks_schema,
+    "metrics": _metrics_schema,
+    "rng": _rng_schema,
+    "rng_per_rank": _optional(_rng_per_rank_schema),
+}
+
+
+def _check_schema(state: Mapping[str, Any]) -> None:
+    """Raise `_Invalid` for the first field of `state` that is not what `checkpoint_state` writes."""
+    fields = dict(_FIELDS)
+    if state["format_version"] >= 2:
+        fields[CHECKSUM_KEY] = _is_type(str, "a string")
+    missing = [k for k in fields if k not in state]
+    unknown = [str(k) for k in state if k not in fields]
+    if missing:
+        raise _Invalid(repr(missing[0]), f"is missing (the file lacks {_listing(missing)})")
+    if unknown:
+        raise _Invalid(repr(unknown[0]), f"is not one this library writes ({_listing(unknown)})")
+    for key, check in fields.items():
+        check(state[key], repr(key))
+    if state["epoch"] < state["initial_epoch"]:
+        raise _Invalid("'initial_epoch'", f"{state['initial_epoch']} is after the saved epoch {state['epoch']}")
 
 
 # ------------------------------------------------------------------ random states
@@ -148,8 +484,8 @@ def _check_rng(rng: Any, fail: Any) -> None:
             np.random.RandomState().set_state(_numpy_state(state))
         if python is not None:
             random.Random().setstate(_python_state(python))
-    except (ValueError, TypeError, RuntimeError, KeyError, IndexError) as err:
-        fail(f"its random states do not load ({err})")
+    except Exception as err:  # OverflowError too: a word too large for the generator
+        fail(f"its random states do not load ({type(err).__name__}: {err})")
 
 
 def _numpy_state(state: Mapping[str, Any]) -> dict[str, Any]:
@@ -245,7 +581,9 @@ def checkpoint_state(
     >>> from torch_keras_metrics import Trainer
     >>> state = checkpoint_state(Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), "mse", device="cpu"))
     >>> state["format_version"], state["initial_epoch"], sorted(state["model_state_dict"])
-    (1, 0, ['bias', 'weight'])
+    (2, 0, ['bias', 'weight'])
+    >>> state["checksum"] == checksum(state)
+    True
     """
     # Public attributes only, read with defaults: a callback's host may be a stand-in with a model and an optimizer.
     run = getattr(trainer, "run_state", None) or RunState()
@@ -269,7 +607,7 @@ def checkpoint_state(
             {"name": name, "state": {k: v.detach().cpu().clone() for k, v in m.state_dict().items()}}
             for name, m in zip(names, trainer.metrics)
         ]
-    return {
+    state = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "library_version": __version__,
@@ -290,6 +628,8 @@ def checkpoint_state(
         # distributed, at an epoch end: every rank's random states, indexed by rank (see on_epoch_end)
         "rng_per_rank": run.rank_rng,
     }
+    state[CHECKSUM_KEY] = checksum(state)
+    return state
 
 
 def save_checkpoint(trainer: Any, path: str | os.PathLike, **where: Any) -> None:
@@ -310,9 +650,11 @@ def save_checkpoint(trainer: Any, path: str | os.PathLike, **where: Any) -> None
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """The checkpoint in `path`, loaded with `torch.load(weights_only=True)` on the CPU and its format checked.
+    """The checkpoint in `path`, loaded with `torch.load(weights_only=True)` on the CPU, its checksum verified and
+    the schema of every field checked.
 
-    Raises `CheckpointError` (naming the file) for a truncated, corrupted or foreign file.
+    Raises `CheckpointError` (naming the file, and the field when one is wrong) for a truncated, corrupted,
+    edited or foreign file, whatever the reader raised on it.
 
     >>> read_checkpoint("run/last.pt")["initial_epoch"]  # doctest: +SKIP
     3
@@ -329,7 +671,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             f"{path!r} is not a torch_keras_metrics checkpoint: torch.load(weights_only=True) refused it "
             f"(corrupted, or holding arbitrary Python objects): {_reason(err)}"
         ) from err
-    except Exception as err:  # whatever a damaged file makes the reader raise (struct.error, EOFError, ...)
+    except Exception as err:  # whatever a damaged file makes the reader raise (OverflowError, EOFError, ...)
         raise CheckpointError(
             f"{path!r} cannot be read as a checkpoint: the file is truncated, corrupted or not a torch file "
             f"({type(err).__name__}: {_reason(err)})."
@@ -337,11 +679,31 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(state, Mapping) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path!r} is not a torch_keras_metrics checkpoint: {_describe(state)}")
     version = state.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not _is_int(version) or version < 1:
+        raise CheckpointError(
+            f"{path!r} is not a valid checkpoint: field 'format_version': {_shown(version)} is not an integer "
+            f"from 1 to {FORMAT_VERSION}."
+        )
+    if version > FORMAT_VERSION:
         raise CheckpointError(
             f"{path!r} has checkpoint format version {version!r}, newer than this torch_keras_metrics reads "
             f"({FORMAT_VERSION}); it was written by torch_keras_metrics {state.get('library_version')!r}."
         )
+    try:
+        if version >= 2:  # version 1 files predate the checksum: only their schema is checked
+            saved = state.get(CHECKSUM_KEY)
+            if saved != checksum(state):
+                raise CheckpointError(
+                    f"{path!r} fails its checksum: its content is not what was written (the file is corrupted "
+                    f"or was edited), so nothing of it is used. Stored {_shown(saved)}."
+                )
+        _check_schema(state)
+    except _Invalid as err:
+        raise CheckpointError(f"{path!r} is not a valid checkpoint: {err}.") from err
+    except CheckpointError:
+        raise
+    except Exception as err:  # a value no check foresaw (the checksum walks every value)
+        raise CheckpointError(f"{path!r} is not a valid checkpoint: {type(err).__name__}: {err}.") from err
     return dict(state)
 
 
@@ -393,6 +755,15 @@ def _check_model(model: torch.nn.Module, saved: Any, fail: Any) -> None:
         if shapes:
             parts.append("shape mismatch: " + "; ".join(shapes[:_SHOWN]) + (" ..." if len(shapes) > _SHOWN else ""))
         fail(f"its weights are for a different model architecture ({'; '.join(parts)})")
+    complex_ = [
+        k
+        for k, v in own.items()
+        if isinstance(v, torch.Tensor)
+        and isinstance(saved.get(k), torch.Tensor)
+        and saved[k].is_complex() != v.is_complex()
+    ]
+    if complex_:
+        fail(f"its weights {_listing(complex_)} are complex where the model's are real, or the other way round")
 
 
 def _check_optimizer(optimizer: torch.optim.Optimizer, saved: Any, kind: Any, fail: Any) -> None:
@@ -420,22 +791,12 @@ def _check_optimizer(optimizer: torch.optim.Optimizer, saved: Any, kind: Any, fa
                 )
 
 
-def _check_history(history: Any, fail: Any) -> None:
-    if history is None:
-        return
-    ok = (
-        isinstance(history, Mapping)
-        and all(isinstance(history.get(k), list) for k in ("epoch", "batches"))
-        and isinstance(history.get("history"), Mapping)
-    )
-    if not ok:
-        fail("its History is malformed")
-
-
 def load_checkpoint(trainer: Any, path: str | os.PathLike, _state: dict[str, Any] | None = None) -> int:
     """Restore `trainer` from `path` and return the `initial_epoch` to continue from; see the module docstring.
 
-    Everything is checked first: on any error (`CheckpointError`, naming the file) the trainer is untouched.
+    All or nothing: the file is verified and every part of the new state is checked (and, where a check
+    cannot tell, loaded into a throwaway copy) before the trainer changes; on any error (`CheckpointError`,
+    naming the file and the field) the trainer is as it was.
 
     >>> trainer.fit(x, y, epochs=10, initial_epoch=load_checkpoint(trainer, "run/last.pt"))  # doctest: +SKIP
     """
@@ -445,55 +806,157 @@ def load_checkpoint(trainer: Any, path: str | os.PathLike, _state: dict[str, Any
     def fail(reason: str) -> None:
         raise CheckpointError(f"Cannot load {path!r}: {reason}. The trainer was not changed.")
 
-    model = unwrap_model(trainer.model)
-    _check_model(model, state.get("model_state_dict"), fail)
-    optimizer = getattr(trainer, "optimizer", None)
-    if optimizer is not None and state.get("optimizer_state_dict") is not None:
-        _check_optimizer(optimizer, state["optimizer_state_dict"], state.get("optimizer_class"), fail)
-    rng = state.get("rng") or {}
-    per_rank = state.get("rng_per_rank")
-    if per_rank is not None:
-        if not isinstance(per_rank, list):
-            fail("its per-rank random states are malformed")
-        if len(per_rank) == getattr(trainer, "world_size", 1):
-            rng = per_rank[getattr(trainer, "rank", 0)]
-    _check_rng(rng, fail)
-    _check_history(state.get("history"), fail)
-    initial_epoch = state.get("initial_epoch")
-    if not isinstance(initial_epoch, int) or initial_epoch < 0:
-        fail(f"its initial_epoch {initial_epoch!r} is not an integer >= 0")
-    callbacks = state.get("callbacks") or {}
-    if not isinstance(callbacks, Mapping):
-        fail("its callback states are malformed")
-    metrics = _matching_metrics(trainer, state.get("metrics"))
-    scheduler = _scheduler(trainer)
+    try:
+        plan = _prepare(trainer, state, fail)
+    except CheckpointError:
+        raise
+    except Exception as err:  # a check that met a value nothing foresaw
+        fail(f"checking it against this trainer raised {type(err).__name__}: {err}")
+    _apply(trainer, plan, path)
+    return plan["initial_epoch"]
 
-    # Everything checked: from here on, only loads that the checks above make safe.
-    model.load_state_dict(state["model_state_dict"])
-    if optimizer is not None and state.get("optimizer_state_dict") is not None:
-        optimizer.load_state_dict(state["optimizer_state_dict"])
-    scaler = trainer.grad_scaler
-    if scaler is not None and state.get("scaler_state_dict"):
-        scaler.load_state_dict(state["scaler_state_dict"])
-    if scheduler is not None and state.get("scheduler_state_dict") is not None:
-        scheduler.load_state_dict(state["scheduler_state_dict"])
-    for metric, saved in metrics:
-        metric.load_state_dict(saved, strict=False)
-    _set_rng(trainer, rng)
-    run = trainer.run_state
-    if state.get("history") is not None:
-        run.history = History()
-        run.history.load_state_dict(state["history"])
-        run.history.set_model(trainer)
-    run.callbacks = None
-    run.epochs_done = initial_epoch
-    run.pending = {
-        "path": path,
-        "initial_epoch": initial_epoch,
-        "history": state.get("history"),
-        "callbacks": dict(callbacks),
+
+def _prepare(trainer: Any, state: Mapping[str, Any], fail: Any) -> dict[str, Any]:
+    """Everything `_apply` swaps in, checked against `trainer` (built on throwaway copies where needed)."""
+    model = unwrap_model(trainer.model)
+    _check_model(model, state["model_state_dict"], fail)
+    plan: dict[str, Any] = {
+        "model": model,
+        "weights": state["model_state_dict"],
+        "initial_epoch": state["initial_epoch"],
     }
-    return initial_epoch
+
+    optimizer = getattr(trainer, "optimizer", None)
+    if optimizer is not None and state["optimizer_state_dict"] is not None:
+        _check_optimizer(optimizer, state["optimizer_state_dict"], state["optimizer_class"], fail)
+        probe = object.__new__(type(optimizer))  # a shallow copy: loading replaces its state, not the optimizer's
+        probe.__dict__.update(optimizer.__dict__)
+        try:
+            probe.load_state_dict(state["optimizer_state_dict"])
+        except Exception as err:
+            fail(f"field 'optimizer_state_dict' does not load into the optimizer ({type(err).__name__}: {err})")
+        plan["optimizer"] = (optimizer, {"state": probe.state, "param_groups": probe.param_groups})
+
+    scaler, saved = getattr(trainer, "grad_scaler", None), state["scaler_state_dict"]
+    if scaler is not None and saved:
+        own = scaler.state_dict()
+        if set(saved) != set(own) or not all(_is_number(v) for v in saved.values()):
+            fail(f"field 'scaler_state_dict' is not a gradient scaler's state (keys {_listing(list(map(str, saved)))})")
+        try:
+            copy.deepcopy(scaler).load_state_dict(saved)
+        except Exception as err:
+            fail(f"field 'scaler_state_dict' does not load ({type(err).__name__}: {err})")
+        plan["scaler"] = (scaler, saved)
+
+    scheduler, saved = _scheduler(trainer), state["scheduler_state_dict"]
+    if scheduler is not None and saved is not None:
+        own = scheduler.state_dict()
+        if set(saved) != set(own):
+            fail(
+                f"field 'scheduler_state_dict' has the keys {_listing(sorted(map(str, saved)))}; this trainer's "
+                f"{type(scheduler).__name__} has {_listing(sorted(map(str, own)))}"
+            )
+        wrong = [k for k, v in own.items() if _is_number(v) and not _is_number(saved[k])]
+        if wrong:
+            fail(f"field 'scheduler_state_dict'[{wrong[0]!r}] is {_shown(saved[wrong[0]])}, not a number")
+        plan["scheduler"] = (scheduler, saved)
+
+    rng, per_rank = state["rng"], state["rng_per_rank"]
+    if per_rank is not None and len(per_rank) == getattr(trainer, "world_size", 1):
+        rng = per_rank[getattr(trainer, "rank", 0)]
+    _check_rng(rng, fail)
+    plan["rng"] = rng
+
+    plan["metrics"] = _matching_metrics(trainer, state["metrics"])
+    for i, entry in enumerate(state["callbacks"].get("EarlyStopping", [])):
+        if entry["best_weights"] is not None:
+            _check_model(model, entry["best_weights"], lambda r, i=i: fail(f"EarlyStopping {i}'s best weights: {r}"))
+    if state["history"] is not None:
+        history = History()
+        history.load_state_dict(state["history"])
+        plan["history"] = history
+    plan["pending"] = {
+        "path": None,
+        "initial_epoch": state["initial_epoch"],
+        "history": state["history"],
+        "callbacks": dict(state["callbacks"]),
+    }
+    return plan
+
+
+def _copy_state(state: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        k: v.detach().to("cpu", copy=True) if isinstance(v, torch.Tensor) else copy.deepcopy(v)
+        for k, v in state.items()
+    }
+
+
+def _apply(trainer: Any, plan: dict[str, Any], path: str) -> None:
+    """Swap `plan` into `trainer`; should a step fail, undo every step before it and raise `CheckpointError`."""
+    undo: list[Any] = []
+    step = "the model's weights"
+    try:
+        model = plan["model"]
+        before_model = _copy_state(model.state_dict())  # kept only until the load has succeeded
+        undo.append(lambda: model.load_state_dict(before_model))
+        model.load_state_dict(plan["weights"])
+        if "optimizer" in plan:
+            step = "the optimizer state"
+            optimizer, new = plan["optimizer"]
+            old = {"state": optimizer.state, "param_groups": optimizer.param_groups}
+            undo.append(lambda: optimizer.__dict__.update(old))
+            optimizer.__dict__.update(new)
+        if "scaler" in plan:
+            step = "the gradient scaler's state"
+            scaler, saved = plan["scaler"]
+            before_scaler = copy.deepcopy(scaler.state_dict())
+            undo.append(lambda: scaler.load_state_dict(before_scaler))
+            scaler.load_state_dict(saved)
+        if "scheduler" in plan:
+            step = "the LR scheduler's state"
+            scheduler, saved = plan["scheduler"]
+            before_scheduler = copy.deepcopy(scheduler.state_dict())
+            undo.append(lambda: scheduler.load_state_dict(before_scheduler))
+            scheduler.load_state_dict(copy.deepcopy(saved))
+        step = "the metric states"
+        for metric, saved in plan["metrics"]:
+            before_metric = {k: v.clone() for k, v in metric.state_dict().items()}
+            undo.append(lambda metric=metric, before=before_metric: metric.load_state_dict(before, strict=False))
+            metric.load_state_dict(saved, strict=False)
+        step = "the random states"
+        before_rng = _rng_state(trainer)
+        undo.append(lambda: _set_rng(trainer, before_rng))
+        _set_rng(trainer, plan["rng"])
+        step = "the run's History and callback states"
+        run = trainer.run_state
+        before_run = (run.history, run.callbacks, run.epochs_done, run.pending)
+        undo.append(lambda: _set_run(run, *before_run))
+        history = plan.get("history")
+        if history is not None:
+            history.set_model(trainer)
+        _set_run(run, history if history is not None else run.history, None, plan["initial_epoch"],
+                 {**plan["pending"], "path": path})  # fmt: skip
+    except BaseException as err:
+        stuck = []
+        for f in reversed(undo):
+            try:
+                f()
+            except Exception as undo_err:  # keep putting the other parts back
+                stuck.append(f"{type(undo_err).__name__}: {undo_err}")
+        if not isinstance(err, Exception):
+            raise
+        outcome = (
+            "what had changed was put back. The trainer was not changed."
+            if not stuck
+            else f"putting the trainer back failed too ({'; '.join(stuck)}): it is partly loaded."
+        )
+        raise CheckpointError(
+            f"Cannot load {path!r}: {step} did not load ({type(err).__name__}: {err}); {outcome}"
+        ) from err
+
+
+def _set_run(run: Any, history: Any, callbacks: Any, epochs_done: int, pending: Any) -> None:
+    run.history, run.callbacks, run.epochs_done, run.pending = history, callbacks, epochs_done, pending
 
 
 def _matching_metrics(trainer: Any, saved: Any) -> list[tuple[Any, dict[str, torch.Tensor]]]:
@@ -555,41 +1018,51 @@ def load_weights(model: torch.nn.Module, path: str | os.PathLike) -> torch.nn.Mo
 
 
 def latest_checkpoint(path: str | os.PathLike) -> str | None:
-    """The newest checkpoint in folder `path` that loads (`path` itself if it is a file); None if there is none.
+    """The newest checkpoint in folder `path` that reads and verifies (`path` itself if it is a file); None if
+    there is none.
 
     Files ending in `.pt`, `.pth`, `.ckpt` or `.tar` (not hidden ones: temporary files start with a dot)
     are tried newest first (modification time); a file that does not read as a checkpoint is skipped with
-    a warning. Raises `CheckpointError` when there are candidates and none loads.
+    a warning. Raises `CheckpointError` when there are candidates and none reads.
 
     >>> latest_checkpoint("run/")  # doctest: +SKIP
     'run/ckpt-03.pt'
     """
-    found = _newest(path)
-    return None if found is None else found[0]
+    for candidate, _ in _candidates(path):
+        return candidate
+    return None
 
 
-def _newest(path: str | os.PathLike) -> tuple[str, dict[str, Any]] | None:
-    """`latest_checkpoint`'s path with the checkpoint it read (so that resuming reads the file once)."""
+def _candidates(path: str | os.PathLike, why: dict[str, str] | None = None) -> Any:
+    """`(path, checkpoint)` for each file of `path` that reads and verifies, newest first; skipped files warn.
+
+    Raises `CheckpointError` at the end when there were candidates and none was taken (`why` adds the
+    reasons the caller had for not taking the ones that read).
+    """
     path = os.fspath(path)
     if os.path.isfile(path):
-        return path, read_checkpoint(path)
+        yield path, read_checkpoint(path)
+        return
     if not os.path.isdir(path):
-        return None
+        return
+    remove_stale_temporaries(path)
     candidates = []
     for entry in os.scandir(path):
         if entry.is_file() and not entry.name.startswith(".") and entry.name.endswith(EXTENSIONS):
             candidates.append((entry.stat().st_mtime_ns, entry.name, entry.path))
     candidates.sort(reverse=True)
-    skipped = []
+    why = {} if why is None else why
     for _, _, candidate in candidates:
         try:
-            return candidate, read_checkpoint(candidate)
+            state = read_checkpoint(candidate)
         except CheckpointError as err:
-            warnings.warn(f"Skipping a checkpoint that does not load: {err}", stacklevel=3)
-            skipped.append(candidate)
-    if skipped:
-        raise CheckpointError(f"No checkpoint in {path!r} loads; tried (newest first): {_listing(skipped)}.")
-    return None
+            warnings.warn(f"Skipping a checkpoint that does not load: {err}", stacklevel=4)
+            why[candidate] = "does not read"
+            continue
+        yield candidate, state
+    if candidates:
+        tried = [f"{os.path.basename(c)} ({why.get(c, 'not tried')})" for _, _, c in candidates]
+        raise CheckpointError(f"No checkpoint in {path!r} loads; tried (newest first): {_listing(tried)}.")
 
 
 # ------------------------------------------------------------------ the hooks `Trainer.fit` calls
@@ -598,16 +1071,52 @@ def _newest(path: str | os.PathLike) -> tuple[str, dict[str, Any]] | None:
 def resume(trainer: Any, resume_from: str | os.PathLike) -> int | None:
     """`fit(resume_from=...)`: load the newest good checkpoint there; its `initial_epoch`, or None if none.
 
-    A missing path or a folder without checkpoints starts the run from scratch (a missing path that names
-    a checkpoint file warns first).
+    In a folder, a file that does not read, or reads but does not fit this trainer (another architecture,
+    a field that does not load), is skipped with a warning naming it and why, and the next newest is
+    tried. A missing path or a folder without checkpoints starts the run from scratch (a missing path that
+    names a checkpoint file warns first); a folder where no checkpoint loads raises `CheckpointError`.
     """
     resume_from = os.fspath(resume_from)
-    found = _newest(resume_from)
-    if found is None:
-        if not os.path.exists(resume_from) and resume_from.endswith(EXTENSIONS):
-            warnings.warn(f"No checkpoint at {resume_from!r}: training starts from scratch.", stacklevel=3)
-        return None
-    return load_checkpoint(trainer, *found)
+    folder = os.path.isdir(resume_from)
+    why: dict[str, str] = {}
+    for candidate, state in _candidates(resume_from, why):
+        if not folder:
+            return load_checkpoint(trainer, candidate, state)
+        try:
+            return load_checkpoint(trainer, candidate, state)
+        except CheckpointError as err:  # the trainer is as it was: the next one may fit
+            warnings.warn(f"Skipping a checkpoint that does not fit this trainer: {err}", stacklevel=3)
+            why[candidate] = "does not fit"
+    if not os.path.exists(resume_from) and resume_from.endswith(EXTENSIONS):
+        warnings.warn(f"No checkpoint at {resume_from!r}: training starts from scratch.", stacklevel=3)
+    return None
+
+
+def _load_callback_states(pairs: list[tuple[Any, str, Any]], path: str) -> None:
+    """Load each `(callback, label, state)`; should one refuse, put the others back and raise `CheckpointError`."""
+    before = []
+    for cb, label, state in pairs:
+        own = cb.state_dict() if callable(getattr(cb, "state_dict", None)) else None
+        if isinstance(own, Mapping) and isinstance(state, Mapping) and set(own) != set(state):
+            raise CheckpointError(
+                f"Cannot restore callback {label} from {path!r}: its saved state has the keys "
+                f"{_listing(sorted(map(str, state)))}, the callback's {_listing(sorted(map(str, own)))}. "
+                "No callback state was changed."
+            )
+        before.append(copy.deepcopy(own))
+    done = []
+    for (cb, label, state), own in zip(pairs, before):
+        try:
+            done.append((cb, own))
+            cb.load_state_dict(copy.deepcopy(state))
+        except Exception as err:
+            for other, previous in reversed(done):
+                if previous is not None:
+                    other.load_state_dict(previous)
+            raise CheckpointError(
+                f"Cannot restore callback {label} from {path!r}: its load_state_dict raised "
+                f"{type(err).__name__}: {err}. No callback state was changed."
+            ) from err
 
 
 @runtime_checkable
@@ -663,9 +1172,7 @@ class RunState(Callback):
                 stacklevel=3,
             )
             return
-        if pending["history"] is not None and self.history is not None:
-            self.history.load_state_dict(pending["history"])
-        seen: dict[str, int] = {}
+        pairs, seen = [], {}
         for cb in callbacks:
             if _is_run_bookkeeping(cb) or not callable(getattr(cb, "load_state_dict", None)):
                 continue
@@ -673,7 +1180,10 @@ class RunState(Callback):
             index = seen[name] = seen.get(name, -1) + 1
             states = pending["callbacks"].get(name) or []
             if index < len(states):
-                cb.load_state_dict(states[index])
+                pairs.append((cb, f"{name} {index}", states[index]))
+        _load_callback_states(pairs, pending["path"])  # all of them, or none
+        if pending["history"] is not None and self.history is not None:
+            self.history.load_state_dict(pending["history"])
 
     def on_epoch_end(self, epoch: int, logs: Mapping | None = None) -> None:
         """After every other callback's `on_epoch_end`: the savers' saves, holding the whole epoch's state.

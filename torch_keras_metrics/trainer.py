@@ -165,7 +165,9 @@ def _should_eval(epoch: int, validation_freq: int | Container) -> bool:
 
 
 class _Interrupt:
-    """While active, the first Ctrl-C asks the Trainer to stop after the current batch; a second one raises."""
+    """While active, the first Ctrl-C asks the Trainer to stop after the current batch; a second one raises
+    `KeyboardInterrupt` (which `fit` catches: it returns the History). `io.atomic_save` holds either until the
+    file it writes is in place."""
 
     def __init__(self, trainer: Trainer) -> None:
         self.trainer = trainer
@@ -325,7 +327,9 @@ class Trainer:
         `class_weight` ({class: weight}) weighs each training sample by its class, as Keras does (single
         output only, never with `sample_weight`; validation is not class-weighted).
         Ctrl-C stops after the current batch and returns the History so far (each `ModelCheckpoint`
-        then saves the trainer as `interrupted.pt` in its folder).
+        then saves the trainer as `interrupted.pt` in its folder). A second Ctrl-C aborts at once, except
+        that a checkpoint being written is finished first; `fit` then still runs `on_train_end`, sets
+        `trainer.history` and returns the History (it does not raise `KeyboardInterrupt`).
 
         `resume_from` (a checkpoint file, or a folder: its newest checkpoint that loads) restores the
         trainer and continues from the checkpoint's epoch, overriding `initial_epoch`; a missing path or
