@@ -27,8 +27,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, Callable
 
-import torch
-
+from .batch_values import BatchValues, stack_floats
 from .logs import Logs, raw_values
 from .progbar import Progbar, write
 
@@ -132,18 +131,6 @@ class Callback:
     def on_predict_end(self, logs: Mapping | None = None) -> None: ...
 
 
-def stack_floats(values: list[Any]) -> list[float]:
-    """Many scalars (tensors or numbers) as Python floats, with one device read for all tensors."""
-    if not values:
-        return []
-    if all(isinstance(v, torch.Tensor) for v in values):
-        dtype = values[0].dtype
-        if any(v.dtype != dtype for v in values):
-            values = [v.float() for v in values]
-        return torch.stack(values).reshape(len(values)).tolist()
-    return [float(v) for v in values]
-
-
 def batch_size_of(logs: Mapping | None) -> int:
     if isinstance(logs, Logs):
         return logs.size
@@ -153,11 +140,15 @@ def batch_size_of(logs: Mapping | None) -> int:
 class BaseLogger(Callback):
     """Keras 2's `BaseLogger`: each epoch value is `sum(value_b * size_b) / sum(size_b)` over the batch logs.
 
-    Always installed by `Trainer.fit`. It keeps the batch tensors and reduces them once per epoch,
-    so it never reads a device value per batch. Its numbers are in `averages` (the last epoch) and
-    `history` (every epoch). With `overwrite=True` it also writes them into the epoch logs, as Keras 2
-    did; by default the epoch logs keep the stateful (Keras 3) results. Without sample weights both
-    agree; with sample weights, or a metric function that returns a batch mean, they differ (docs/semantics.md §9).
+    Always installed by `Trainer.fit`. It keeps the batch values compactly on their device (one stacked
+    tensor per key every `batch_values.CHUNK` batches) and reduces them once per epoch, so it never reads a
+    device value per batch; it holds one epoch's values (4 bytes per key and batch for float32, 8 per
+    batch for the size), not more, since Keras 2's reduction is Python's `sum` over the whole epoch in
+    batch order, which a running total on the device (or one folded per chunk) would round differently
+    (docs/semantics.md §21). Its numbers are in `averages` (the last epoch) and `history` (every epoch).
+    With `overwrite=True` it also writes them into the epoch logs, as Keras 2 did; by default the epoch
+    logs keep the stateful (Keras 3) results. Without sample weights both agree; with sample weights, or
+    a metric function that returns a batch mean, they differ (docs/semantics.md §9).
     """
 
     def __init__(self, overwrite: bool = False) -> None:
@@ -165,24 +156,22 @@ class BaseLogger(Callback):
         self.overwrite = overwrite
         self.averages: dict[str, float] = {}
         self.history: dict[str, list[float]] = {}
-        self._values: list[dict[str, Any]] = []
-        self._sizes: list[int] = []
+        self._batches = BatchValues()
 
     def on_epoch_begin(self, epoch: int, logs: Mapping | None = None) -> None:
-        self._values, self._sizes = [], []
+        self._batches.clear()
 
     def on_batch_end(self, batch: int, logs: Mapping | None = None) -> None:
         if type(logs) is Logs:
-            self._values.append(logs.tensors())
-            self._sizes.append(logs.size)
+            self._batches.append(logs.tensors(), logs.size)
         else:
-            self._values.append(raw_values(logs))
-            self._sizes.append(batch_size_of(logs))
+            self._batches.append(raw_values(logs), batch_size_of(logs))
 
     on_train_batch_end = on_batch_end
 
     def on_epoch_end(self, epoch: int, logs: Mapping | None = None) -> None:
-        self.averages = size_weighted_means(list(zip(self._values, self._sizes)))
+        self.averages = self._batches.means()
+        self._batches.clear()
         for k, v in self.averages.items():
             self.history.setdefault(k, []).append(v)
         if self.overwrite and logs is not None:
@@ -190,17 +179,16 @@ class BaseLogger(Callback):
 
 
 def size_weighted_means(batches: list[tuple[Mapping, int]]) -> dict[str, float]:
-    """Keras 2's reduction, `sum(v_b * n_b) / sum(n_b)` per key, computed in float64."""
-    seen = sum(n for _, n in batches)
-    keys: dict[str, None] = {}
-    for values, _ in batches:
-        keys.update(dict.fromkeys(values))
-    out = {}
-    for k in sorted(keys):
-        pairs = [(v[k], n) for v, n in batches if k in v]
-        floats = stack_floats([p[0] for p in pairs])
-        out[k] = sum(f * n for f, (_, n) in zip(floats, pairs)) / seen if seen else 0.0
-    return out
+    """Keras 2's reduction, `sum(v_b * n_b) / sum(n_b)` per key, computed in float64.
+
+    >>> import torch
+    >>> size_weighted_means([({"acc": torch.tensor(1.0)}, 3), ({"acc": 0.0}, 1)])
+    {'acc': 0.75}
+    """
+    record = BatchValues()
+    for values, n in batches:
+        record.append(values, n)
+    return record.means()
 
 
 class ProgbarLogger(Callback):

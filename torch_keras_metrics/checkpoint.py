@@ -550,8 +550,9 @@ def _drop_last_epoch(history: dict[str, Any], logs: Mapping[str, Any]) -> dict[s
     """A History state without its last epoch, whose logs were `logs` (an interrupted epoch)."""
     history = copy.deepcopy(history)
     if history["epoch"]:
+        if len(history["batches"]) == len(history["epoch"]):  # none with History(batches=False)
+            history["batches"].pop()
         history["epoch"].pop()
-        history["batches"].pop()
         if history.get("keras2"):
             history["keras2"].pop()
         for key in list(history["history"]):

@@ -16,11 +16,13 @@ every rank when distributed (one all-reduce of the loss sums and the metric stat
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 
+from .batch_values import Column
 from .distributed import DistContext, reduce_epoch
 from .losses import CompileLoss
 from .metrics import Mean, MeanMetricWrapper, StatefulMetric, get
@@ -33,39 +35,53 @@ class LossTracker:
     """The epoch's batch losses and sizes; their mean weighted by batch size is the epoch's loss (Keras 3).
 
     The mean folds in only the batches added since it was last asked for, so a progress refresh late in
-    a long epoch costs no more than an early one.
+    a long epoch costs no more than an early one; the batches not folded in yet wait as stacked chunks
+    on the losses' device (`batch_values.Column`), so a long epoch holds 12 bytes per batch, not a tensor.
+
+    >>> import torch
+    >>> tracker = LossTracker()
+    >>> tracker.add(torch.tensor(0.5), 4); tracker.add(torch.tensor(0.25), 2)
+    >>> len(tracker), tracker.last_size, float(tracker.result())
+    (2, 2, 0.4166666666666667)
     """
 
     def __init__(self) -> None:
+        self._losses = Column()
         self.reset()
 
     def reset(self) -> None:
-        self.losses: list[torch.Tensor] = []
-        self.sizes: list[int] = []
+        self._losses.clear()
+        self._sizes = array("q")  # of the batches not folded in yet
         self._sum = torch.zeros((), dtype=torch.float64)
         self._seen = 0
         self._folded = 0
+        self.last_size = 0
 
     def __len__(self) -> int:
-        return len(self.losses)
+        return self._folded + len(self._sizes)
 
     def add(self, loss: torch.Tensor, size: int) -> None:
-        self.losses.append(loss)
-        self.sizes.append(size)
+        """Add one batch's loss (a 0-d tensor, not read) and its size."""
+        self._losses.append(loss)
+        self._sizes.append(size)
+        self.last_size = size
 
     def drop_last(self) -> None:
         """Forget the last batch (a refused first batch); only batches not yet folded in can go."""
-        del self.losses[len(self.losses) - 1 :], self.sizes[len(self.sizes) - 1 :]
-        self._folded = min(self._folded, len(self.losses))
+        if self._sizes:
+            self._losses.pop()
+            self._sizes.pop()
 
     def sums(self) -> torch.Tensor:
         """`[sum(loss_b * size_b), sum(size_b)]` in float64 (what a reduction over ranks adds up)."""
-        fresh, sizes = self.losses[self._folded :], self.sizes[self._folded :]
-        if fresh:
-            weights = torch.tensor(sizes, dtype=torch.float64, device=fresh[0].device)
-            self._sum = self._sum.to(fresh[0].device) + (torch.stack(fresh).double() * weights).sum()
+        if self._sizes:
+            fresh, sizes = self._losses.tensor(), self._sizes
+            weights = torch.frombuffer(sizes, dtype=torch.int64).to(fresh.device, torch.float64)
+            self._sum = self._sum.to(fresh.device) + (fresh.double() * weights).sum()
             self._seen += sum(sizes)
-            self._folded = len(self.losses)
+            self._folded += len(sizes)
+            self._losses.clear()
+            self._sizes = array("q")
         return torch.stack([self._sum, self._sum.new_tensor(float(self._seen))])
 
     def result(self) -> torch.Tensor:

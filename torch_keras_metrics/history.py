@@ -3,6 +3,7 @@
 `history.history` maps each key Keras logs (`loss`, `accuracy`, `val_loss`, ...) to its per-epoch
 values; `history.epoch` lists the epochs; `history.batches[i]` holds epoch i's per-batch values
 (`{"loss": [...], "accuracy": [...], "size": [...]}`), read from the device once per epoch.
+`History(batches=False)` keeps the epoch values only (docs/semantics.md §21).
 
 >>> import torch
 >>> from torch_keras_metrics.logs import Logs
@@ -21,7 +22,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from .callbacks import Callback, batch_size_of, size_weighted_means, stack_floats
+from .batch_values import BatchValues
+from .callbacks import Callback, batch_size_of
 from .logs import Logs, raw_values
 
 __all__ = ["History", "plot_history"]
@@ -33,30 +35,37 @@ class History(Callback):
     As in Keras, a key holds the epochs that logged it (`val_` keys only the validated ones, with
     `validation_freq`). The last epoch of a `fit` stopped by Ctrl-C is kept with its training values and
     NaN for the keys it lacks (its validation did not run), so that the lists stay aligned.
+
+    During an epoch the batch values wait on their device, stacked into one tensor per key every
+    `batch_values.CHUNK` batches (4 bytes per float32 value, 8 per batch size), and are read once at
+    its end. `batches=False` keeps no per-batch record across epochs (`batches` stays empty), for runs
+    of millions of steps; `history` and `keras2_history` are the same. Passed in `callbacks`, it replaces
+    the History `fit` adds, as in Keras.
+
+    >>> History(batches=False).batches
+    []
     """
 
-    def __init__(self) -> None:
+    def __init__(self, batches: bool = True) -> None:
         super().__init__()
+        self.keep_batches = batches
         self.history: dict[str, list[float]] = {}
         self.epoch: list[int] = []
         self.batches: list[dict[str, list[float]]] = []
-        self._values: list[dict[str, Any]] = []
-        self._sizes: list[int] = []
+        self._epoch_batches = BatchValues()
         self._keras2: list[dict[str, float]] = []
 
     def on_train_begin(self, logs: Mapping | None = None) -> None:
         self.epoch = []
 
     def on_epoch_begin(self, epoch: int, logs: Mapping | None = None) -> None:
-        self._values, self._sizes = [], []
+        self._epoch_batches.clear()
 
     def on_train_batch_end(self, batch: int, logs: Mapping | None = None) -> None:
         if type(logs) is Logs:  # the common case, without the generic helpers
-            self._values.append(logs.tensors())
-            self._sizes.append(logs.size)
+            self._epoch_batches.append(logs.tensors(), logs.size)
         else:
-            self._values.append(raw_values(logs))
-            self._sizes.append(batch_size_of(logs))
+            self._epoch_batches.append(raw_values(logs), batch_size_of(logs))
 
     def on_epoch_end(self, epoch: int, logs: Mapping | None = None) -> None:
         logs = logs or {}
@@ -69,16 +78,11 @@ class History(Callback):
             for k, values in self.history.items():
                 if k not in logs:
                     values.append(math.nan)
-        record: dict[str, list[float]] = {}
-        keys: dict[str, None] = {}
-        for values in self._values:
-            keys.update(dict.fromkeys(values))
-        for k in sorted(keys):
-            record[k] = stack_floats([v[k] for v in self._values if k in v])
-        record["size"] = list(self._sizes)
-        self.batches.append(record)
-        self._keras2.append(size_weighted_means(list(zip(self._values, self._sizes))))
-        self._values, self._sizes = [], []
+        values, sizes, means = self._epoch_batches.read(values=self.keep_batches)
+        if self.keep_batches:
+            self.batches.append({**values, "size": sizes})
+        self._keras2.append(means)
+        self._epoch_batches.clear()
         if self.trainer is not None:
             self.trainer.history = self
 
@@ -99,7 +103,8 @@ class History(Callback):
         """Replace the record with `state` (from `state_dict`); a `fit` continuing a run then appends to it."""
         self.history = {k: list(v) for k, v in state["history"].items()}
         self.epoch = list(state["epoch"])
-        self.batches = [{k: list(v) for k, v in record.items()} for record in state["batches"]]
+        if self.keep_batches:
+            self.batches = [{k: list(v) for k, v in record.items()} for record in state["batches"]]
         self._keras2 = [dict(means) for means in state.get("keras2", [])]
 
     @property

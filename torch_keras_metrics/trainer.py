@@ -504,12 +504,12 @@ class Trainer:
             self.grad_scaler.scale(loss).backward()
             self.grad_scaler.step(self.optimizer)
             self.grad_scaler.update()
-        return Logs(values, self.compiled_metrics.loss_tracker.sizes[-1], self.compiled_metrics.running)
+        return Logs(values, self.compiled_metrics.loss_tracker.last_size, self.compiled_metrics.running)
 
     def test_step(self, batch: Batch) -> Logs:
         """One batch of evaluation (the model in eval mode, under the caller's inference mode); its batch logs."""
         _, values = self._forward_and_update(self.model, batch)
-        return Logs(values, self.compiled_metrics.loss_tracker.sizes[-1], self.compiled_metrics.running)
+        return Logs(values, self.compiled_metrics.loss_tracker.last_size, self.compiled_metrics.running)
 
     def predict_step(self, batch: Batch) -> Any:
         """The model's output for one batch."""
