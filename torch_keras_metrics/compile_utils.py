@@ -263,25 +263,43 @@ class CompileMetrics:
         self, loss: torch.Tensor, parts: list[torch.Tensor] | None, y: Any, y_pred: Any, sample_weight: Any
     ) -> dict[str, Any]:
         """Add one batch; returns its own values (`loss`, each output's loss, each metric's batch value)."""
+        return self.track(loss, parts, self.batch_size(y_pred), self.metric_values(y, y_pred, sample_weight))
+
+    def metric_values(self, y: Any, y_pred: Any, sample_weight: Any) -> dict[str, torch.Tensor]:
+        """Update every metric with one batch; each one's value for that batch alone. Tensor work only (no
+        Python bookkeeping), so a compiled step can hold it."""
+        if self._fast:  # one tensor output: the common case, without taking structures apart
+            return {
+                key: metric(y, y_pred, sample_weight) if weighted else metric(y, y_pred)
+                for key, metric, weighted, _ in self._calls
+            }
+        outputs = self.compiled_loss.outputs
+        ys, preds, ws = outputs.targets(y), outputs.predictions(y_pred), outputs.weights(sample_weight)
+        return {
+            key: metric(ys[i], preds[i], ws[i]) if weighted else metric(ys[i], preds[i])
+            for key, metric, weighted, i in self._calls
+        }
+
+    def batch_size(self, y_pred: Any) -> int:
+        """The number of samples in a batch of model outputs."""
+        if self._fast:
+            return y_pred.shape[0]
+        return self.compiled_loss.outputs.predictions(y_pred)[0].shape[0]
+
+    def track(
+        self, loss: torch.Tensor, parts: list[torch.Tensor] | None, size: int, metric_values: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Add one batch's losses to the trackers; the batch logs' values (losses first, then `metric_values`)."""
         loss = loss.detach()
         if loss.dtype != torch.float32:
             loss = loss.float()
         values = {"loss": loss}
-        if self._fast:  # one tensor output: the common case, without taking structures apart
-            self.loss_tracker.add(loss, y_pred.shape[0])
-            for key, metric, weighted, _ in self._calls:
-                values[key] = metric(y, y_pred, sample_weight) if weighted else metric(y, y_pred)
-            return values
-        outputs = self.compiled_loss.outputs
-        ys, preds, ws = outputs.targets(y), outputs.predictions(y_pred), outputs.weights(sample_weight)
-        size = preds[0].shape[0]
         self.loss_tracker.add(loss, size)
         for name, tracker, part in zip(self._loss_names, self.output_loss_trackers, parts or []):
             part = part.detach().float()
             tracker.add(part, size)
             values[name] = part
-        for key, metric, weighted, i in self._calls:
-            values[key] = metric(ys[i], preds[i], ws[i]) if weighted else metric(ys[i], preds[i])
+        values.update(metric_values)
         return values
 
     def first_update(

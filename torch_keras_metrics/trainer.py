@@ -40,6 +40,7 @@ from .compile_utils import CompileMetrics
 from .data import Batch, EpochIterator, fit_data, make_data
 from .distributed import DistContext, agree, broadcast_buffers, broadcast_generator, place, setup
 from .history import History
+from .jit import Steps, resolve
 from .logs import Logs
 from .losses import CompileLoss, KerasLoss
 from .metrics import Mean
@@ -226,6 +227,11 @@ class Trainer:
             Trainer initialises (`distributed="auto"`/`True` under `torchrun`); torch's default (30 minutes for
             gloo) without it. A group you initialise keeps its own: `init_process_group(timeout=...)`. A rank
             that stalls then ends the run on every other rank with an error naming it.
+        jit_compile: Keras' name: `True` runs the train, test and predict steps (forward, loss, backward,
+            optimizer step, metric updates) under `torch.compile`, once per input shape; a dict passes
+            `torch.compile` options (`{"mode": "reduce-overhead"}`: CUDA graphs); `"auto"` compiles on CUDA
+            only; `False` (the default) runs eager. The first batch of each call stays eager (it is checked).
+            A step that cannot be compiled warns once and runs eager (see `torch_keras_metrics.jit`).
     """
 
     def __init__(
@@ -241,6 +247,7 @@ class Trainer:
         loss_weights: Any = None,
         target_keys: str | Sequence[str] | None = None,
         timeout: float | datetime.timedelta | None = None,
+        jit_compile: bool | str | dict = False,
     ) -> None:
         if precision not in _PRECISIONS:
             raise ValueError(f"`precision` must be None, 'bf16' or 'fp16', got {precision!r}.")
@@ -263,6 +270,14 @@ class Trainer:
         self._interrupt: _Interrupt | None = None
         self._trained = 0  # optimizer steps in the running fit (a refusal before the first changes nothing)
         self._pending_targets: Any = None  # in-memory data whose targets the next batch checks
+        options = resolve(jit_compile, self.device)
+        self.jit_compile = options is not None  # resolved, as Keras resolves "auto"
+        # Keras' optimizers count `iterations` in a Python int: compiled, each step would compile again
+        step = self.optimizer.step
+        self._optimizer_step = (
+            torch.compiler.disable(step) if isinstance(self.optimizer, optimizers.Optimizer) else step
+        )
+        self._steps = Steps(self._train_core, self._test_core, self._predict_core, options, self._undo)
         # The shuffle order follows `torch.manual_seed` (a bare Generator would start from one fixed seed).
         self.generator = torch.Generator()
         self.generator.manual_seed(torch.initial_seed())
@@ -489,55 +504,82 @@ class Trainer:
     def train_step(self, batch: Batch) -> Logs:
         """One optimizer step on `batch`: forward, loss, this batch's metric values, backward, step.
 
-        Returns the batch logs (`loss` and each metric's value for this batch, read lazily).
+        Returns the batch logs (`loss` and each metric's value for this batch, read lazily). With
+        `jit_compile`, all of it but the first batch of a `fit` (checked eagerly) runs compiled.
         """
-        loss, values = self._forward_and_update(self._net, batch)
-        if batch.loss_scale != 1.0:  # a rank's uneven share of a global batch (see sharding.shard_plan)
-            loss = loss * batch.loss_scale
+        if self._check_next:
+            loss, values = self._checked_first_batch(self._net, batch)
+            self._apply_gradients(loss, batch.loss_scale)
+        else:
+            loss, parts, metric_values, size = self._steps.train(
+                batch.x, batch.y, batch.sample_weight, batch.loss_scale
+            )
+            values = self.compiled_metrics.track(loss, parts, size, metric_values)
+        return Logs(values, self.compiled_metrics.loss_tracker.last_size, self.compiled_metrics.running)
+
+    def test_step(self, batch: Batch) -> Logs:
+        """One batch of evaluation (the model in eval mode, under the caller's inference mode); its batch logs."""
+        if self._check_next:
+            _, values = self._checked_first_batch(self.model, batch)
+        else:
+            loss, parts, metric_values, size = self._steps.test(batch.x, batch.y, batch.sample_weight)
+            values = self.compiled_metrics.track(loss, parts, size, metric_values)
+        return Logs(values, self.compiled_metrics.loss_tracker.last_size, self.compiled_metrics.running)
+
+    def predict_step(self, batch: Batch) -> Any:
+        """The model's output for one batch."""
+        return self._steps.predict(batch.x)
+
+    # what the steps run, compiled with `jit_compile` (tensor work only; the bookkeeping stays outside)
+    def _train_core(self, x: Any, y: Any, w: Any, loss_scale: float) -> tuple[Any, Any, dict, int]:
+        with self._amp:
+            y_pred = self._net(x) if type(x) is torch.Tensor else call_model(self._net, x)
+            loss, parts = self.compiled_loss(y_pred, y, w)
+        metric_values = self.compiled_metrics.metric_values(y, detach(y_pred), w)
+        self._apply_gradients(loss, loss_scale)
+        return loss.detach(), parts, metric_values, self.compiled_metrics.batch_size(y_pred)
+
+    def _test_core(self, x: Any, y: Any, w: Any) -> tuple[Any, Any, dict, int]:
+        with self._amp:
+            y_pred = self.model(x) if type(x) is torch.Tensor else call_model(self.model, x)
+            loss, parts = self.compiled_loss(y_pred, y, w)
+        return loss, parts, self.compiled_metrics.metric_values(y, y_pred, w), self.compiled_metrics.batch_size(y_pred)
+
+    def _predict_core(self, x: Any) -> Any:
+        with self._amp:
+            return call_model(self.model, x)
+
+    def _apply_gradients(self, loss: torch.Tensor, loss_scale: float) -> None:
+        if loss_scale != 1.0:  # a rank's uneven share of a global batch (see sharding.shard_plan)
+            loss = loss * loss_scale
         if getattr(self.optimizer, "loss_scale_factor", None) is not None:  # Keras' optimizers unscale it
             loss = self.optimizer.scale_loss(loss)
         self.optimizer.zero_grad(set_to_none=True)
         if self.grad_scaler is None:
             loss.backward()
-            self.optimizer.step()
+            self._optimizer_step()
         else:
             self.grad_scaler.scale(loss).backward()
             self.grad_scaler.step(self.optimizer)
             self.grad_scaler.update()
-        return Logs(values, self.compiled_metrics.loss_tracker.last_size, self.compiled_metrics.running)
 
-    def test_step(self, batch: Batch) -> Logs:
-        """One batch of evaluation (the model in eval mode, under the caller's inference mode); its batch logs."""
-        _, values = self._forward_and_update(self.model, batch)
-        return Logs(values, self.compiled_metrics.loss_tracker.last_size, self.compiled_metrics.running)
-
-    def predict_step(self, batch: Batch) -> Any:
-        """The model's output for one batch."""
-        with self._amp:
-            return call_model(self.model, batch.x)
-
-    def _forward_and_update(self, net: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, dict]:
-        """Forward, loss and metric update: `(loss, values)`. The first batch of each `fit` or
-        `evaluate` is checked (shapes against the loss; the metrics built) before any state changes."""
+    def _checked_first_batch(self, net: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, dict]:
+        """The first batch of each `fit` or `evaluate`, eager: forward, loss and metric update, `(loss, values)`,
+        checked (shapes against the loss, every in-memory label, the metrics built) before any state changes."""
         x, y, w = batch.x, batch.y, batch.sample_weight
-        if self._check_next:
-            with self._amp:
-                try:
-                    y_pred = call_model(net, x)
-                except (RuntimeError, ValueError, TypeError, IndexError) as err:  # the model's own shape errors
-                    raise ValueError(f"`x` ({_describe(x)}) does not fit the model: {err}") from err
-                loss, parts = self.compiled_loss.checked(y_pred, y, w)
-            if self._pending_targets is not None:
-                data = self._pending_targets
-                self._pending_targets = None
-                self._check_targets(y_pred, y, data, "`y`")
-            values = self.compiled_metrics.first_update(loss, parts, y, detach(y_pred), w, self.device)
-            self._check_next = False
-            return loss, values
         with self._amp:
-            y_pred = net(x) if type(x) is torch.Tensor else call_model(net, x)
-            loss, parts = self.compiled_loss(y_pred, y, w)
-        return loss, self.compiled_metrics.update(loss, parts, y, detach(y_pred), w)
+            try:
+                y_pred = call_model(net, x)
+            except (RuntimeError, ValueError, TypeError, IndexError) as err:  # the model's own shape errors
+                raise ValueError(f"`x` ({_describe(x)}) does not fit the model: {err}") from err
+            loss, parts = self.compiled_loss.checked(y_pred, y, w)
+        if self._pending_targets is not None:
+            data = self._pending_targets
+            self._pending_targets = None
+            self._check_targets(y_pred, y, data, "`y`")
+        values = self.compiled_metrics.first_update(loss, parts, y, detach(y_pred), w, self.device)
+        self._check_next = False
+        return loss, values
 
     # ------------------------------------------------------------------ loops
     def _train_epoch(self, epoch: int, batches: EpochIterator, cblist: CallbackList) -> dict[str, float]:
@@ -676,6 +718,11 @@ class Trainer:
         except ValueError:
             return False
         return True
+
+    def _undo(self) -> Any:
+        """What puts the metric states back as they are now (for a step that failed to compile)."""
+        states = self.compiled_metrics.states()
+        return lambda: self.compiled_metrics.load_states(states)
 
     @contextlib.contextmanager
     def _unchanged_if_refused(self) -> Any:
