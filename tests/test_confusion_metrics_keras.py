@@ -580,6 +580,15 @@ def test_one_bucketed_pass_allocates_no_samples_by_thresholds_matrix():
     k = keras.metrics.AUC()
     k.update_state(y.numpy(), p.numpy())
     close(m.result(), k.result())
+    # one threshold (weighted or not) and a threshold list at a large size (eager: compiling costs time here)
+    y, p, w = y[:200_000], p[:200_000], torch.rand(200_000)
+    for cls, kw in (("Precision", {}), ("Recall", {"thresholds": [0.3, 0.8]})):
+        for sw in (None, w):
+            ours, theirs = getattr(tkm, cls)(**kw), getattr(keras.metrics, cls)(**kw)
+            with tkm.functional.compile_mode(False):
+                ours.update_state(y, p, sample_weight=sw)
+            theirs.update_state(y.numpy(), p.numpy(), sample_weight=None if sw is None else sw.numpy())
+            close(ours.result(), theirs.result(), 1e-5)  # Keras sums 1e6 weights in float32
 
 
 def test_trainer_epoch_log_equals_the_metric_over_the_epoch():

@@ -221,6 +221,42 @@ def _index_sorted(
     return _bucket_sorted(scores, sorted_thresholds) + labels.to(torch.int64) * width
 
 
+def _sums_one(labels: torch.Tensor, scores: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
+    """One threshold, unweighted: (tp, predicted positive, positive) in one fused reduction."""
+    pos = scores > threshold
+    return torch.stack([(pos & labels).sum(), pos.sum(), labels.sum()])
+
+
+def _sums_one_weighted(labels: torch.Tensor, scores: torch.Tensor, threshold: torch.Tensor, weight: torch.Tensor):
+    w = weight.to(torch.float64)
+    pos = scores > threshold
+    return torch.stack(
+        [
+            torch.where(pos & labels, w, 0.0).sum(),
+            torch.where(pos, w, 0.0).sum(),
+            torch.where(labels, w, 0.0).sum(),
+            w.sum(),
+        ]
+    )
+
+
+def _one_threshold(labels, scores, weight, threshold):
+    """`(tp, fp, tn, fn)` of shape (1,) at a single threshold: a reduction, no histogram needed."""
+    if weight is None:
+        fn, name, args = _sums_one, "confusion_one", (labels, scores, threshold)
+    else:
+        fn, name, args = _sums_one_weighted, "confusion_one_w", (labels, scores, threshold, weight)
+    if _F._use_compiled(scores, name) and scores.dim() > 0:
+        sums = _F._run_compiled(name, fn, fn, *args)
+    else:
+        sums = fn(*args)
+    sums = sums.to(torch.float64)
+    total = sums[3] if weight is not None else float(scores.numel())
+    tp, pp, pos = sums[0:1], sums[1:2], sums[2:3]
+    fp = pp - tp
+    return tp, fp, (total - pos) - fp, pos - tp
+
+
 def confusion_counts(
     y_true: Any,
     y_pred: Any,
@@ -249,6 +285,9 @@ def confusion_counts(
         lw = as_tensor(label_weights, "label_weights", dtype=torch.float32)
     labels, scores, weight = _prepare(y_true, y_pred, sample_weight, top_k, class_id, lw, from_logits)
     n = thresholds.n
+    if n == 1 and not thresholds.evenly and not multi_label:
+        st = sorted_thresholds if sorted_thresholds is not None else thresholds.sorted.to(scores.device)
+        return _one_threshold(labels, scores, weight, st[0])
     width = n + 1  # buckets per label value: 0..n
     if thresholds.evenly:
         args: tuple = (labels, scores, n, thresholds.with_epsilon, width)
