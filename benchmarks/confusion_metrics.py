@@ -99,9 +99,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     print(f"{args.n:,} binary scores on {device} ({torch.get_num_threads()} threads), median of {args.rounds} rounds")
-    print(
-        f"{'metric':<10} {'ours ms':>8} {'tm ms':>8} {'keras ms':>9} {'floor ms':>9} {'tm/ours':>8} {'keras/ours':>10} {'ours/floor':>10}"
-    )
+    head = ("metric", "ours ms", "tm ms", "keras ms", "floor ms", "tm/ours", "keras/ours", "ours/floor")
+    print(f"{head[0]:<10} " + " ".join(f"{h:>10}" for h in head[1:]))
     for label, contenders in cases(args.n, device, args.weighted):
         for fn in contenders.values():  # warm-up (compiles ours once)
             fn()
@@ -111,12 +110,9 @@ def main(argv: list[str] | None = None) -> None:
             for name, fn in contenders.items():
                 times[name].append(_time(fn, device))
         med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
-        tm = med.get("tm")
-        print(
-            f"{label:<10} {med['ours']:8.2f} {tm if tm is not None else float('nan'):8.2f} {med['keras']:9.2f} "
-            f"{med['floor']:9.2f} {(tm or float('nan')) / med['ours']:8.2f} {med['keras'] / med['ours']:10.2f} "
-            f"{med['ours'] / med['floor']:10.2f}"
-        )
+        tm = med.get("tm", float("nan"))
+        cells = (med["ours"], tm, med["keras"], med["floor"], tm / med["ours"], med["keras"] / med["ours"])
+        print(f"{label:<10} " + " ".join(f"{c:10.2f}" for c in (*cells, med["ours"] / med["floor"])))
 
 
 if __name__ == "__main__":

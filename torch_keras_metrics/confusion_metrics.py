@@ -37,7 +37,9 @@ __all__ = [
     "SpecificityAtSensitivity",
     "TrueNegatives",
     "TruePositives",
+    "auc_from_counts",
     "confusion_counts",
+    "is_evenly_distributed",
 ]
 
 NEG_INF = -1e10  # Keras' threshold for top_k: every kept score is above it
