@@ -10,6 +10,19 @@ from . import checkpoint, distributed, functional, losses, optimizers
 from .callback_list import CallbackList
 from .callbacks import BaseLogger, Callback, ProgbarLogger
 from .checkpoint import CheckpointError, load_weights
+from .confusion_metrics import (
+    AUC,
+    FalseNegatives,
+    FalsePositives,
+    Precision,
+    PrecisionAtRecall,
+    Recall,
+    RecallAtPrecision,
+    SensitivityAtSpecificity,
+    SpecificityAtSensitivity,
+    TrueNegatives,
+    TruePositives,
+)
 from .history import History, plot_history
 from .keras_callbacks import (
     CSVLogger,
@@ -73,4 +86,15 @@ __all__ = [
     "checkpoint",
     "CheckpointError",
     "load_weights",
+    "AUC",
+    "FalseNegatives",
+    "FalsePositives",
+    "Precision",
+    "PrecisionAtRecall",
+    "Recall",
+    "RecallAtPrecision",
+    "SensitivityAtSpecificity",
+    "SpecificityAtSensitivity",
+    "TrueNegatives",
+    "TruePositives",
 ]
