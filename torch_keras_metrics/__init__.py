@@ -21,6 +21,8 @@ from .keras_callbacks import (
     TensorBoard,
     TerminateOnNaN,
 )
+from .f_score_metrics import F1Score, FBetaScore
+from .iou_metrics import BinaryIoU, IoU, MeanIoU, OneHotIoU, OneHotMeanIoU
 from .losses import KerasLoss
 from .metrics import (
     Accuracy,
@@ -47,6 +49,13 @@ __all__ = [
     "SparseCategoricalAccuracy",
     "SparseTopKCategoricalAccuracy",
     "TopKCategoricalAccuracy",
+    "F1Score",
+    "FBetaScore",
+    "IoU",
+    "MeanIoU",
+    "BinaryIoU",
+    "OneHotIoU",
+    "OneHotMeanIoU",
     "distributed",
     "functional",
     "get",
