@@ -395,13 +395,15 @@ def test_iou_docstring_examples():
     truncate to 0 (Keras 3.15 gives 0 there too, whatever its docstring says)."""
     y_oh = np.array([[0, 0, 1], [1, 0, 0], [0, 1, 0], [1, 0, 0]])
     p_oh = np.array([[0.2, 0.3, 0.5], [0.1, 0.2, 0.7], [0.5, 0.3, 0.1], [0.1, 0.4, 0.5]])
+    t4, p4, b4 = [0, 0, 1, 1], [0, 1, 0, 1], [0.1, 0.2, 0.4, 0.7]
+    binary = {"target_class_ids": [0, 1], "threshold": 0.3}
     cases = [
-        ("IoU", {"num_classes": 2, "target_class_ids": [0]}, [0, 0, 1, 1], [0, 1, 0, 1], None, 0.33333334),
-        ("IoU", {"num_classes": 2, "target_class_ids": [0]}, [0, 0, 1, 1], [0, 1, 0, 1], [0.3, 0.3, 0.3, 0.1], 0.33333334),
-        ("BinaryIoU", {"target_class_ids": [0, 1], "threshold": 0.3}, [0, 1, 0, 1], [0.1, 0.2, 0.4, 0.7], None, 0.33333334),
-        ("BinaryIoU", {"target_class_ids": [0, 1], "threshold": 0.3}, [0, 1, 0, 1], [0.1, 0.2, 0.4, 0.7], [0.2, 0.3, 0.4, 0.1], 0.17361112),
-        ("MeanIoU", {"num_classes": 2}, [0, 0, 1, 1], [0, 1, 0, 1], None, 0.33333334),
-        ("MeanIoU", {"num_classes": 2}, [0, 0, 1, 1], [0, 1, 0, 1], [0.3, 0.3, 0.3, 0.1], 0.23809525),
+        ("IoU", {"num_classes": 2, "target_class_ids": [0]}, t4, p4, None, 0.33333334),
+        ("IoU", {"num_classes": 2, "target_class_ids": [0]}, t4, p4, [0.3, 0.3, 0.3, 0.1], 0.33333334),
+        ("BinaryIoU", binary, [0, 1, 0, 1], b4, None, 0.33333334),
+        ("BinaryIoU", binary, [0, 1, 0, 1], b4, [0.2, 0.3, 0.4, 0.1], 0.17361112),
+        ("MeanIoU", {"num_classes": 2}, t4, p4, None, 0.33333334),
+        ("MeanIoU", {"num_classes": 2}, t4, p4, [0.3, 0.3, 0.3, 0.1], 0.23809525),
         ("OneHotIoU", {"num_classes": 3, "target_class_ids": [0, 2]}, y_oh, p_oh, [0.1, 0.2, 0.3, 0.4], 0.0714286),
         ("OneHotMeanIoU", {"num_classes": 3}, y_oh, p_oh, [0.1, 0.2, 0.3, 0.4], 0.0476190),
     ]  # fmt: skip

@@ -10,7 +10,9 @@ from . import checkpoint, distributed, functional, losses, optimizers
 from .callback_list import CallbackList
 from .callbacks import BaseLogger, Callback, ProgbarLogger
 from .checkpoint import CheckpointError, load_weights
+from .f_score_metrics import F1Score, FBetaScore
 from .history import History, plot_history
+from .iou_metrics import BinaryIoU, IoU, MeanIoU, OneHotIoU, OneHotMeanIoU
 from .keras_callbacks import (
     CSVLogger,
     EarlyStopping,
@@ -21,8 +23,6 @@ from .keras_callbacks import (
     TensorBoard,
     TerminateOnNaN,
 )
-from .f_score_metrics import F1Score, FBetaScore
-from .iou_metrics import BinaryIoU, IoU, MeanIoU, OneHotIoU, OneHotMeanIoU
 from .losses import KerasLoss
 from .metrics import (
     Accuracy,

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import numbers
 import warnings
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
