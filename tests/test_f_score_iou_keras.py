@@ -1,8 +1,9 @@
 """Parity of the F-scores and the IoU metrics with real Keras 3 (torch backend), and their torch behaviour.
 
-Each property feeds the same batches (several, the last one ragged) to one of our metrics and to the Keras
-class of the same name, and compares `result()` after every batch within 1e-6; calling our metric must
-give the value of a fresh Keras metric fed only that batch. Hypothesis runs derandomized.
+Each parity case feeds the same seeded random batches (several, the last one ragged) to one of our metrics
+and to the Keras class of the same name, and compares `result()` after every batch within 1e-6; calling our
+metric must give the value of a fresh Keras metric fed only that batch. The cases are an explicit product of
+the arguments (class, average or dtype, threshold, kind of sample weight) so every combination runs.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ import numpy as np
 import pytest
 import torch
 import torchmetrics
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from torch._dynamo.utils import counters
 
 import torch_keras_metrics as tkm
@@ -25,42 +24,15 @@ from tests.conftest import to_numpy  # also sets KERAS_BACKEND=torch before kera
 keras = pytest.importorskip("keras")
 from keras.src.metrics import ALL_OBJECTS_DICT as KERAS_NAMES  # noqa: E402
 
-PARITY = settings(
-    deadline=None,
-    derandomize=True,
-    database=None,
-    print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
 TOL = 1e-6
 QUANTA = (0.0, 0.25, 0.5, 0.75, 1.0)  # few values: many ties, scores on the threshold
 WEIGHTS = (0.0, 0.5, 1.0, 2.0)
-INT_WEIGHTS = (0, 1, 2, 3)
 
 
 def close(ours, theirs, what=""):
     a, b = to_numpy(ours).astype(np.float64), to_numpy(theirs).astype(np.float64)
     assert a.shape == b.shape, (what, a.shape, b.shape)
     np.testing.assert_allclose(a, b, atol=TOL, rtol=0, err_msg=what)
-
-
-@st.composite
-def batch_sizes(draw):
-    full = draw(st.integers(2, 6))
-    return [full] * draw(st.integers(1, 3)) + [draw(st.integers(1, full - 1))]
-
-
-def floats(draw, shape, quantised=None):
-    n = int(np.prod(shape))
-    if quantised is None:
-        quantised = draw(st.booleans())
-    elem = st.sampled_from(QUANTA) if quantised else st.floats(0, 1, width=32)
-    return np.asarray(draw(st.lists(elem, min_size=n, max_size=n)), dtype=np.float32).reshape(shape)
-
-
-def ints(draw, shape, low, high):
-    n = int(np.prod(shape))
-    return np.asarray(draw(st.lists(st.integers(low, high), min_size=n, max_size=n)), dtype=np.int64).reshape(shape)
 
 
 def keras_result(metric):
@@ -102,46 +74,52 @@ def run_both(make_ours, make_keras, batches):
 # --------------------------------------------------------------------------- F-scores
 
 
-@st.composite
-def fscore_case(draw):
-    cls_name = draw(st.sampled_from(["F1Score", "FBetaScore"]))
-    kwargs = {"average": draw(st.sampled_from([None, "micro", "macro", "weighted"]))}
-    kwargs["threshold"] = draw(st.sampled_from([None, None, 0.5, 0.25, 1.0]))
+FSCORE_CASES = [
+    (cls_name, average, threshold, weight_kind)
+    for cls_name in ("F1Score", "FBetaScore")
+    for average in (None, "micro", "macro", "weighted")
+    for threshold in (None, 0.5)
+    for weight_kind in (None, "n", "one", "zeros")
+]
+
+
+def scores(rng, shape, quantised):
+    return (rng.choice(QUANTA, shape) if quantised else rng.random(shape)).astype(np.float32)
+
+
+def batches_of(rng):
+    """Full batches of one size, then a ragged (smaller) last batch."""
+    full = int(rng.integers(2, 7))
+    return [full] * int(rng.integers(1, 4)) + [int(rng.integers(1, full))]
+
+
+@pytest.mark.parametrize("index, case", list(enumerate(FSCORE_CASES)))
+def test_f_scores_match_keras(index, case):
+    cls_name, average, threshold, weight_kind = case
+    rng = np.random.default_rng(index)
+    kwargs = {"average": average, "threshold": threshold if index % 3 else (threshold and 0.25)}
     if cls_name == "FBetaScore":
-        kwargs["beta"] = draw(st.sampled_from([0.5, 1.0, 2.0]))
-    c = draw(st.integers(1, 5))
-    label_kind = draw(st.sampled_from(["one_hot_int", "one_hot_float", "multi_hot", "bool", "soft"]))
-    weight_kind = draw(st.sampled_from([None, None, "n", "one", "zeros"]))
+        kwargs["beta"] = (0.5, 1.0, 2.0)[index % 3]
+    c = 1 + index % 5
+    label_kind = ("one_hot_int", "one_hot_float", "multi_hot", "bool", "soft")[(index // 2) % 5]
     batches = []
-    for n in draw(batch_sizes()):
-        y_pred = floats(draw, (n, c))
-        if draw(st.booleans()):
-            y_pred[: n // 2] = 0.0  # all-zero rows: no class predicted at threshold=None
-        if label_kind in ("one_hot_int", "one_hot_float"):
-            y_true = np.eye(c, dtype=np.int64 if label_kind == "one_hot_int" else np.float32)[
-                ints(draw, (n,), 0, c - 1)
-            ]
+    for n in batches_of(rng):
+        y_pred = scores(rng, (n, c), quantised=index % 4 != 3)  # few values: ties, scores on the threshold
+        y_pred[: int(rng.integers(0, n))] = 0.0  # all-zero rows: nothing predicted at threshold=None
+        if label_kind.startswith("one_hot"):
+            y_true = np.eye(c, dtype=np.int64 if label_kind == "one_hot_int" else np.float32)[rng.integers(0, c, n)]
         elif label_kind == "soft":
-            y_true = floats(draw, (n, c), quantised=True)
+            y_true = scores(rng, (n, c), quantised=True)
         else:
-            y_true = ints(draw, (n, c), 0, 1).astype(bool if label_kind == "bool" else np.int32)
+            y_true = rng.integers(0, 2, (n, c)).astype(bool if label_kind == "bool" else np.int32)
         kw = {}
         if weight_kind == "n":
-            kw["sample_weight"] = np.asarray(
-                draw(st.lists(st.sampled_from(WEIGHTS), min_size=n, max_size=n)), np.float32
-            )
+            kw["sample_weight"] = rng.choice(WEIGHTS, n).astype(np.float32)
         elif weight_kind == "one":
-            kw["sample_weight"] = np.asarray([draw(st.sampled_from(WEIGHTS[1:]))], np.float32)
+            kw["sample_weight"] = rng.choice(WEIGHTS[1:], 1).astype(np.float32)
         elif weight_kind == "zeros":
             kw["sample_weight"] = np.zeros(n, np.float32)
         batches.append(((y_true, y_pred), kw))
-    return cls_name, kwargs, batches
-
-
-@settings(PARITY, max_examples=30)
-@given(fscore_case())
-def test_f_scores_match_keras(case):
-    cls_name, kwargs, batches = case
     run_both(lambda: getattr(tkm, cls_name)(**kwargs), lambda: getattr(keras.metrics, cls_name)(**kwargs), batches)
 
 
@@ -262,68 +240,62 @@ def test_f_score_bad_inputs_name_the_argument_and_change_nothing():
 # --------------------------------------------------------------------------- IoU
 
 
-def iou_kwargs(draw, cls_name, c):
-    kwargs = {}
+IOU_CASES = [
+    (cls_name, dtype, weight_kind)
+    for cls_name in ("IoU", "MeanIoU", "BinaryIoU", "OneHotIoU", "OneHotMeanIoU")
+    for dtype in (None, "float32")
+    for weight_kind in (None, "elements", "scalar", "float", "zeros")
+]
+
+
+@pytest.mark.parametrize("index, case", list(enumerate(IOU_CASES)))
+def test_iou_metrics_match_keras(index, case):
+    cls_name, dtype, weight_kind = case
+    rng = np.random.default_rng(1000 + index)
+    c = 2 if cls_name == "BinaryIoU" else 2 + index % 4
+    kwargs = {} if dtype is None else {"dtype": dtype}
     if cls_name != "BinaryIoU":
         kwargs["num_classes"] = c
+        if index % 3 == 0:
+            kwargs["ignore_class"] = (0, c - 1, -1, 255)[(index // 3) % 4]
     if cls_name in ("IoU", "OneHotIoU"):
-        kwargs["target_class_ids"] = draw(st.lists(st.integers(0, c - 1), min_size=1, max_size=c, unique=True))
+        kwargs["target_class_ids"] = sorted(rng.choice(c, int(rng.integers(1, c + 1)), replace=False).tolist())
     if cls_name == "BinaryIoU":
-        kwargs["target_class_ids"] = draw(st.sampled_from([(0, 1), [0], [1]]))
-        kwargs["threshold"] = draw(st.sampled_from([0.5, 0.25, 0.0, 1.0]))
-    if cls_name != "BinaryIoU" and draw(st.booleans()):
-        kwargs["ignore_class"] = draw(st.sampled_from([0, c - 1, -1, 255]))
-    if draw(st.booleans()):
-        kwargs["dtype"] = "float32"
-    return kwargs
-
-
-@st.composite
-def iou_case(draw):
-    cls_name = draw(st.sampled_from(["IoU", "MeanIoU", "BinaryIoU", "OneHotIoU", "OneHotMeanIoU"]))
-    c = 2 if cls_name == "BinaryIoU" else draw(st.integers(2, 5))
-    kwargs = iou_kwargs(draw, cls_name, c)
+        kwargs["target_class_ids"] = ((0, 1), [0], [1])[index % 3]
+        kwargs["threshold"] = (0.5, 0.25, 0.0, 1.0)[index % 4]
     one_hot = cls_name.startswith("OneHot")
-    scores = one_hot or (cls_name in ("IoU", "MeanIoU") and draw(st.booleans()))
-    if scores and not one_hot:
+    with_scores = one_hot or (cls_name in ("IoU", "MeanIoU") and index % 2 == 1)
+    if with_scores and not one_hot:
         kwargs["sparse_y_pred"] = False
-    if one_hot and draw(st.booleans()):
+    if one_hot and index % 4 == 1:
         kwargs["sparse_y_pred"] = True
-    lead_kind = draw(st.sampled_from(["n", "n1", "nhw"]))
-    weight_kind = draw(st.sampled_from([None, None, "elements", "scalar", "float", "zeros"]))
-    h, w = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    lead_kind = ("n", "n1", "nhw")[index % 3]
+    h, w = 1 + index % 3, 1 + (index // 3) % 3
     batches = []
-    for n in draw(batch_sizes()):
+    for n in batches_of(rng):
         lead = {"n": (n,), "n1": (n, 1), "nhw": (n, h, w)}[lead_kind]
-        labels = ints(draw, lead, -1 if cls_name != "BinaryIoU" else 0, c)  # -1 and c: out of range
+        labels = rng.integers(-1 if cls_name != "BinaryIoU" else 0, c + 1, lead)  # -1 and c: out of range
         if cls_name == "BinaryIoU":
-            y_true = labels.astype(draw(st.sampled_from([np.int64, np.float32])))
-            y_pred = floats(draw, lead)
+            y_true = labels.astype((np.int64, np.float32)[index % 2])
+            y_pred = scores(rng, lead, quantised=True)
         elif one_hot:
             y_true = np.eye(c, dtype=np.float32)[np.clip(labels, 0, c - 1)]
-            if draw(st.booleans()):
+            if index % 2:
                 y_true[..., 0] = y_true.max(-1)  # ties: the first class wins
-            y_pred = ints(draw, lead, -1, c) if kwargs.get("sparse_y_pred") else floats(draw, (*lead, c))
+            y_pred = rng.integers(-1, c + 1, lead) if kwargs.get("sparse_y_pred") else scores(rng, (*lead, c), True)
         else:
             y_true = labels
-            y_pred = floats(draw, (*lead, c)) if scores else ints(draw, lead, -1, c)
+            y_pred = scores(rng, (*lead, c), True) if with_scores else rng.integers(-1, c + 1, lead)
         kw = {}
         if weight_kind == "elements":
-            kw["sample_weight"] = ints(draw, lead, 0, 3)
+            kw["sample_weight"] = rng.integers(0, 4, lead)
         elif weight_kind == "scalar":
-            kw["sample_weight"] = draw(st.sampled_from(INT_WEIGHTS[1:]))
+            kw["sample_weight"] = int(rng.integers(1, 4))
         elif weight_kind == "float":  # truncated to integers unless dtype is float
-            kw["sample_weight"] = floats(draw, lead, quantised=True) * 3
+            kw["sample_weight"] = scores(rng, lead, quantised=True) * 3
         elif weight_kind == "zeros":
             kw["sample_weight"] = np.zeros(lead, np.float32)
         batches.append(((y_true, y_pred), kw))
-    return cls_name, kwargs, batches
-
-
-@settings(PARITY, max_examples=30)
-@given(iou_case())
-def test_iou_metrics_match_keras(case):
-    cls_name, kwargs, batches = case
     ours = run_both(
         lambda: getattr(tkm, cls_name)(**kwargs), lambda: getattr(keras.metrics, cls_name)(**kwargs), batches
     )
