@@ -581,3 +581,25 @@ def test_cuda_updates_never_sync_and_match_cpu(cls_name, kwargs, alias):
             cpu_metric.update_state(t, p, w)
             cpu_metric(t, p)
     assert torch.allclose(result.cpu(), cpu_metric.result(), atol=1e-6)
+
+
+@pytest.mark.parametrize("average, threshold, weighted", [("micro", None, False), ("macro", 0.5, True)])
+def test_large_inputs_take_the_compiled_counts_and_agree_with_eager(average, threshold, weighted):
+    from torch_keras_metrics import functional as F
+
+    rng = np.random.default_rng(7)
+    y_pred = torch.from_numpy(rng.choice(QUANTA, (64, 5)).astype(np.float32))
+    y_pred[:3] = 0.0
+    y_true = torch.from_numpy(rng.integers(0, 2, (64, 5)).astype(np.float32))
+    weight = torch.from_numpy(rng.choice(WEIGHTS, 64).astype(np.float32)) if weighted else None
+    results = []
+    for mode in (True, False):
+        with F.compile_mode(mode):
+            m = tkm.F1Score(average=average, threshold=threshold)
+            m.update_state(y_true, y_pred, sample_weight=weight)
+            results.append(m.result())
+    assert "fbeta_counts" not in F.compile_failures()
+    theirs = keras.metrics.F1Score(average=average, threshold=threshold)
+    theirs.update_state(y_true.numpy(), y_pred.numpy(), sample_weight=None if weight is None else weight.numpy())
+    close(results[0], results[1])
+    close(results[0], theirs.result())

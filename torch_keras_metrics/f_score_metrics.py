@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from . import functional as _F
 from ._checks import as_tensor
 from .metrics import StatefulMetric, register
 
@@ -90,6 +91,45 @@ def _counts(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     if y_pred.dtype != dtype:
         y_pred = y_pred.to(dtype)
+    if (weight is None or weight.shape == y_pred.shape[:1]) and _F._use_compiled(y_pred, "fbeta_counts"):
+        # Large inputs: one compiled pass for the row maxima and one for the sums, no (N, C) temporaries.
+        return _F._run_compiled("fbeta_counts", _counts_fused, _counts_eager, y_true, y_pred, weight, threshold, micro)
+    return _counts_eager(y_true, y_pred, weight, threshold, micro)
+
+
+def _counts_fused(
+    y_true: torch.Tensor,
+    y_pred: torch.Tensor,
+    weight: torch.Tensor | None,
+    threshold: float | None,
+    micro: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`_counts_eager` written for the compiler: elementwise float64 products it fuses into its sums."""
+    if threshold is None:
+        top = y_pred.amax(-1, keepdim=True)
+        predicted = (y_pred >= top) & (top.abs() > 1e-9)
+    else:
+        predicted = y_pred > threshold
+    p = predicted.to(torch.float64)
+    t = y_true.to(torch.float64)
+    if weight is not None:
+        t = t * weight[:, None]
+        p = p * weight[:, None]
+    hits = torch.where(predicted, t, 0.0)
+    if micro:
+        tp, pp, support = hits.sum(), p.sum(), t.sum()
+    else:
+        tp, pp, support = hits.sum(0), p.sum(0), t.sum(0)
+    return tp, pp - tp, support - tp, support
+
+
+def _counts_eager(
+    y_true: torch.Tensor,
+    y_pred: torch.Tensor,
+    weight: torch.Tensor | None,
+    threshold: float | None,
+    micro: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     if threshold is None:
         top = y_pred.amax(-1, keepdim=True)
         # A predicted class equals the row's maximum, so Keras' `abs(y_pred) > 1e-9` is a test of that maximum:
