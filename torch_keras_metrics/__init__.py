@@ -23,7 +23,10 @@ from .confusion_metrics import (
     TrueNegatives,
     TruePositives,
 )
+
+from .f_score_metrics import F1Score, FBetaScore
 from .history import History, plot_history
+from .iou_metrics import BinaryIoU, IoU, MeanIoU, OneHotIoU, OneHotMeanIoU
 from .keras_callbacks import (
     CSVLogger,
     EarlyStopping,
@@ -60,6 +63,13 @@ __all__ = [
     "SparseCategoricalAccuracy",
     "SparseTopKCategoricalAccuracy",
     "TopKCategoricalAccuracy",
+    "F1Score",
+    "FBetaScore",
+    "IoU",
+    "MeanIoU",
+    "BinaryIoU",
+    "OneHotIoU",
+    "OneHotMeanIoU",
     "distributed",
     "functional",
     "get",
