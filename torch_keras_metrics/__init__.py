@@ -10,6 +10,8 @@ from . import checkpoint, distributed, functional, losses, optimizers
 from .callback_list import CallbackList
 from .callbacks import BaseLogger, Callback, ProgbarLogger
 from .checkpoint import CheckpointError, load_weights
+from .correlation_metrics import ConcordanceCorrelation, PearsonCorrelation
+from .hinge_metrics import CategoricalHinge, Hinge, SquaredHinge
 from .history import History, plot_history
 from .keras_callbacks import (
     CSVLogger,
@@ -35,6 +37,24 @@ from .metrics import (
     resolve_accuracy,
     valid_names,
 )
+from .probabilistic_metrics import (
+    BinaryCrossentropy,
+    CategoricalCrossentropy,
+    KLDivergence,
+    Poisson,
+    SparseCategoricalCrossentropy,
+)
+from .reduction_metrics import Sum
+from .regression_metrics import (
+    CosineSimilarity,
+    LogCoshError,
+    MeanAbsoluteError,
+    MeanAbsolutePercentageError,
+    MeanSquaredError,
+    MeanSquaredLogarithmicError,
+    R2Score,
+    RootMeanSquaredError,
+)
 from .trainer import Trainer
 from .version import __version__ as __version__
 
@@ -47,6 +67,25 @@ __all__ = [
     "SparseCategoricalAccuracy",
     "SparseTopKCategoricalAccuracy",
     "TopKCategoricalAccuracy",
+    "MeanSquaredError",
+    "MeanAbsoluteError",
+    "RootMeanSquaredError",
+    "MeanAbsolutePercentageError",
+    "MeanSquaredLogarithmicError",
+    "CosineSimilarity",
+    "LogCoshError",
+    "R2Score",
+    "BinaryCrossentropy",
+    "CategoricalCrossentropy",
+    "SparseCategoricalCrossentropy",
+    "KLDivergence",
+    "Poisson",
+    "Hinge",
+    "SquaredHinge",
+    "CategoricalHinge",
+    "PearsonCorrelation",
+    "ConcordanceCorrelation",
+    "Sum",
     "distributed",
     "functional",
     "get",
