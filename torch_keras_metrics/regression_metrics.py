@@ -22,7 +22,7 @@ import torch
 
 from . import losses as L
 from ._checks import as_tensor, broadcast_shape, broadcasts_to, squeeze_or_expand_to_same_rank
-from .metrics import _TORCHMETRICS_KWARGS, Mean, StatefulMetric, register
+from .metrics import _TORCHMETRICS_KWARGS, StatefulMetric, register
 from .reduction_metrics import KerasFunctionMetric, check_axis
 
 __all__ = [
@@ -204,10 +204,23 @@ class LogCoshError(KerasFunctionMetric):
 # --------------------------------------------------------------------------- RMSE
 
 
-class RootMeanSquaredError(Mean):
+def _squared_errors(y_true: Any, y_pred: Any) -> torch.Tensor:
+    """`(y_pred - y_true) ** 2` element by element, after Keras' squeeze-or-expand of a size-1 last axis."""
+    y_pred = as_tensor(y_pred, "y_pred")
+    if not y_pred.is_floating_point():
+        y_pred = y_pred.to(torch.float32)
+    y_true = as_tensor(y_true, "y_true", y_pred.device).to(y_pred.dtype)
+    y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
+    broadcast_shape(y_true, y_pred, "y_true", "y_pred")
+    with torch.no_grad():
+        return torch.sub(y_pred, y_true).square_()
+
+
+class RootMeanSquaredError(KerasFunctionMetric):
     """`sqrt` of the (weighted) mean of the squared errors, element by element (`keras.metrics.RootMeanSquaredError`).
 
-    Unlike `MeanSquaredError`, 1-D inputs count one sample per element, and weights may have the inputs' shape.
+    Keras' `Mean` of the squared errors: unlike `MeanSquaredError`, 1-D inputs count one sample per element,
+    and weights may have the inputs' shape.
 
     >>> m = RootMeanSquaredError()
     >>> m.update_state([[0, 1], [0, 0]], [[1, 1], [0, 0]])
@@ -219,48 +232,23 @@ class RootMeanSquaredError(Mean):
     tensor(0.7071)
     """
 
-    higher_is_better = False
-    torchmetrics_order = False
+    _kernel = staticmethod(_squared_errors)
 
     def __init__(self, name: str = "root_mean_squared_error", dtype: Any = None, **kwargs: Any) -> None:
-        unknown = sorted(set(kwargs) - _TORCHMETRICS_KWARGS)
-        if unknown:
-            raise TypeError(f"RootMeanSquaredError got unexpected keyword argument(s): {', '.join(unknown)}.")
-        super().__init__(name=name, dtype=dtype, **kwargs)
-
-    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:  # type: ignore[override]
-        """Add a batch's squared errors (and optional weights)."""
-        super().update_state(self._squared_errors(y_true, y_pred), sample_weight)
-
-    def update(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:  # type: ignore[override]
-        """torchmetrics' name for `update_state`."""
-        self.update_state(y_true, y_pred, sample_weight)
+        super().__init__(name, dtype, {}, **kwargs)
 
     def result(self, sync: bool = True) -> torch.Tensor:
         """`sqrt(total / count)`, or 0 before any sample."""
         return super().result(sync).sqrt()
 
-    def forward(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> torch.Tensor:  # type: ignore[override]
+    def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
         """Add the batch and return its own RMSE."""
-        value = super().forward(y_true, y_pred, sample_weight).sqrt()
+        value = super().forward(*args, **kwargs).sqrt()
         if torch.compiler.is_compiling():
             self._forward_cache = value
         else:
             self.__dict__["_forward_cache"] = value
         return value
-
-    def _forward_inputs(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> tuple[torch.Tensor, Any]:
-        return self._squared_errors(y_true, y_pred), sample_weight
-
-    def _squared_errors(self, y_true: Any, y_pred: Any) -> torch.Tensor:
-        device = self._buffers["total"].device
-        y_pred = as_tensor(y_pred, "y_pred", device).detach()
-        if not y_pred.is_floating_point():
-            y_pred = y_pred.to(torch.float32)
-        y_true = as_tensor(y_true, "y_true", device).detach().to(y_pred.dtype)
-        y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
-        broadcast_shape(y_true, y_pred, "y_true", "y_pred")
-        return torch.sub(y_pred, y_true).square_()
 
 
 # --------------------------------------------------------------------------- R2
