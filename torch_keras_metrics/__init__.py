@@ -25,6 +25,9 @@ from .confusion_metrics import (
 )
 
 from .f_score_metrics import F1Score, FBetaScore
+
+from .correlation_metrics import ConcordanceCorrelation, PearsonCorrelation
+from .hinge_metrics import CategoricalHinge, Hinge, SquaredHinge
 from .history import History, plot_history
 from .iou_metrics import BinaryIoU, IoU, MeanIoU, OneHotIoU, OneHotMeanIoU
 from .keras_callbacks import (
@@ -51,6 +54,24 @@ from .metrics import (
     resolve_accuracy,
     valid_names,
 )
+from .probabilistic_metrics import (
+    BinaryCrossentropy,
+    CategoricalCrossentropy,
+    KLDivergence,
+    Poisson,
+    SparseCategoricalCrossentropy,
+)
+from .reduction_metrics import Sum
+from .regression_metrics import (
+    CosineSimilarity,
+    LogCoshError,
+    MeanAbsoluteError,
+    MeanAbsolutePercentageError,
+    MeanSquaredError,
+    MeanSquaredLogarithmicError,
+    R2Score,
+    RootMeanSquaredError,
+)
 from .trainer import Trainer
 from .version import __version__ as __version__
 
@@ -70,6 +91,26 @@ __all__ = [
     "BinaryIoU",
     "OneHotIoU",
     "OneHotMeanIoU",
+
+    "MeanSquaredError",
+    "MeanAbsoluteError",
+    "RootMeanSquaredError",
+    "MeanAbsolutePercentageError",
+    "MeanSquaredLogarithmicError",
+    "CosineSimilarity",
+    "LogCoshError",
+    "R2Score",
+    "BinaryCrossentropy",
+    "CategoricalCrossentropy",
+    "SparseCategoricalCrossentropy",
+    "KLDivergence",
+    "Poisson",
+    "Hinge",
+    "SquaredHinge",
+    "CategoricalHinge",
+    "PearsonCorrelation",
+    "ConcordanceCorrelation",
+    "Sum",
     "distributed",
     "functional",
     "get",
