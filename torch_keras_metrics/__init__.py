@@ -1,4 +1,4 @@
-"""Keras' accuracy metrics, and Keras' way of reducing them, for PyTorch.
+"""Keras 3's metrics, losses, optimizers and training loop, with Keras' numbers, for PyTorch.
 
 >>> import torch, torch_keras_metrics as tkm
 >>> acc = tkm.SparseCategoricalAccuracy()
@@ -23,10 +23,8 @@ from .confusion_metrics import (
     TrueNegatives,
     TruePositives,
 )
-
-from .f_score_metrics import F1Score, FBetaScore
-
 from .correlation_metrics import ConcordanceCorrelation, PearsonCorrelation
+from .f_score_metrics import F1Score, FBetaScore
 from .hinge_metrics import CategoricalHinge, Hinge, SquaredHinge
 from .history import History, plot_history
 from .iou_metrics import BinaryIoU, IoU, MeanIoU, OneHotIoU, OneHotMeanIoU
@@ -49,6 +47,7 @@ from .metrics import (
     MeanMetricWrapper,
     SparseCategoricalAccuracy,
     SparseTopKCategoricalAccuracy,
+    StatefulMetric,
     TopKCategoricalAccuracy,
     get,
     resolve_accuracy,
@@ -81,6 +80,7 @@ __all__ = [
     "CategoricalAccuracy",
     "Mean",
     "MeanMetricWrapper",
+    "StatefulMetric",
     "SparseCategoricalAccuracy",
     "SparseTopKCategoricalAccuracy",
     "TopKCategoricalAccuracy",
@@ -91,7 +91,6 @@ __all__ = [
     "BinaryIoU",
     "OneHotIoU",
     "OneHotMeanIoU",
-
     "MeanSquaredError",
     "MeanAbsoluteError",
     "RootMeanSquaredError",
