@@ -52,7 +52,8 @@ def stack_floats(values: Sequence[Any]) -> list[float]:
         dtype = values[0].dtype
         if any(v.dtype != dtype for v in values):
             values = [v.float() for v in values]
-        return torch.stack(list(values)).reshape(len(values)).tolist()
+        stacked = torch.stack(list(values))
+        return (stacked.reshape(len(values)) if stacked.numel() == len(values) else stacked).tolist()
     return [float(v) for v in values]
 
 
@@ -179,7 +180,8 @@ class Column:
             return None
         if len({p.dtype for p in parts}) > 1:
             parts = [p.float() for p in parts]
-        return (parts[0] if len(parts) == 1 else torch.cat(parts)).reshape(len(self))
+        t = parts[0] if len(parts) == 1 else torch.cat(parts)
+        return t.reshape(len(self)) if t.numel() == len(self) else t  # a metric of several values keeps its axes
 
 
 class _Key:
@@ -325,6 +327,13 @@ class BatchValues:
         for key in sorted(self._keys):
             entry = self._keys[key]
             t = entry.column.stacked()
+            if t is not None and t.dim() > 1:  # several values per batch (per class, per threshold)
+                floats[key] = t.tolist()
+                w = entry.sizes(weights if weights is not None else torch.tensor(all_sizes, dtype=torch.float64))
+                products = (t.double() * w.to(t.device).reshape(-1, *[1] * (t.dim() - 1))).reshape(t.shape[0], -1)
+                sums = [sum(column) for column in zip(*products.tolist())]
+                means[key] = [v / seen for v in sums] if seen else [0.0] * len(sums)
+                continue
             if t is not None and t.is_floating_point() and weights is not None and seen:
                 products = t.double() * entry.sizes(weights).to(t.device)
                 if values:

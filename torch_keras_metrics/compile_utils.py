@@ -316,13 +316,13 @@ class CompileMetrics:
         built = self.built
         if not built:
             self.build(y, y_pred, device)
-        states = [m.state() for m in self.metrics]
+        states = [m.snapshot() for m in self.metrics]
         sizes = [len(t) for t in self.trackers]
         try:
             return self.update(loss, parts, y, y_pred, sample_weight)
         except Exception:
             for m, state in zip(self.metrics, states):
-                m.load_state(state)
+                m.restore(state)
             for tracker, size in zip(self.trackers, sizes):
                 if len(tracker) > size:
                     tracker.drop_last()
@@ -338,13 +338,13 @@ class CompileMetrics:
         built = self.built
         if not built:
             self.build(y, y_pred, device)
-        states = [m.state() for m in self.metrics]
+        states = [m.snapshot() for m in self.metrics]
         sizes = [len(t) for t in self.trackers]
         try:
             self.update(loss, parts, y, y_pred, sample_weight)
         finally:
             for m, state in zip(self.metrics, states):
-                m.load_state(state)
+                m.restore(state)
             for tracker, size in zip(self.trackers, sizes):
                 if len(tracker) > size:
                     tracker.drop_last()
@@ -356,14 +356,14 @@ class CompileMetrics:
         self.output_loss_trackers = []
         self.built = False
 
-    def states(self) -> list[torch.Tensor]:
-        """Every metric's `state()` (to put back with `load_states` when a call is refused)."""
-        return [m.state() for m in self.metrics]
+    def states(self) -> list[Any]:
+        """Every metric's `snapshot()` (to put back with `load_states` when a call is refused)."""
+        return [m.snapshot() for m in self.metrics]
 
-    def load_states(self, states: list[torch.Tensor]) -> None:
+    def load_states(self, states: list[Any]) -> None:
         """Put back what `states()` gave (the same metrics)."""
         for m, state in zip(self.metrics, states):
-            m.load_state(state)
+            m.restore(state)
 
     def reset(self) -> None:
         """A new epoch (or evaluation): no batches, every metric reset."""

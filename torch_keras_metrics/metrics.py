@@ -173,6 +173,14 @@ class Mean(torchmetrics.Metric):
         self.total.copy_(state[0])
         self.count.copy_(state[1])
 
+    def snapshot(self) -> Any:
+        """Everything `restore` needs to put this metric back as it is now (a refused batch changes nothing)."""
+        return self.state()
+
+    def restore(self, snapshot: Any) -> None:
+        """Put back what `snapshot()` saw."""
+        self.load_state(snapshot)
+
     # ---------------------------------------------------------------- the torch / torchmetrics API
     def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
         """Add the batch to the state and return the value of that batch alone."""
@@ -602,6 +610,28 @@ class StatefulMetric(torchmetrics.Metric):
         """Set every state in place from a vector like `state()`'s (e.g. summed over ranks)."""
         for s, part in zip(self._sum_states, self._split(state)):
             self._buffers[s].copy_(part)
+
+    def snapshot(self) -> Any:
+        """Everything `restore` needs to put this metric back as it is now: its buffers, the states declared and
+        its plain attributes, so that a metric whose states a first batch built goes back to unbuilt."""
+        plain = (bool, int, float, str, tuple, type(None))
+        return (
+            {k: None if v is None else v.clone() for k, v in self._buffers.items()},
+            list(self._sum_states),
+            dict(self._state_dtypes),
+            {k: v for k, v in self.__dict__.items() if isinstance(v, plain)},
+        )
+
+    def restore(self, snapshot: Any) -> None:
+        """Put back what `snapshot()` saw."""
+        buffers, sum_states, dtypes, attributes = snapshot
+        for key in [k for k in self._buffers if k not in buffers]:
+            del self._buffers[key]
+        self._buffers.update(buffers)
+        self._sum_states[:] = sum_states
+        self._state_dtypes.clear()
+        self._state_dtypes.update(dtypes)
+        self.__dict__.update(attributes)
 
     # ---------------------------------------------------------------- the torch / torchmetrics API
     def forward(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> torch.Tensor:

@@ -101,7 +101,8 @@ class Progbar:
             for k, v in (values() if callable(values) else values).items():
                 if k not in self._values_order:
                     self._values_order.append(k)
-                self._values[k] = float(v)
+                # a metric of several values (per class, per threshold) shows their mean, as Keras' bar does
+                self._values[k] = float(v) if not isinstance(v, (list, tuple)) else sum(v) / max(1, len(v))
         self._seen_so_far = current
         time_per_unit = self._estimate_step_duration(current, now)
         if self.verbose == 1 and drawing:
