@@ -80,7 +80,10 @@ def _states(module):
 
 
 def _same(a, b):
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    def equal(x, y):
+        return x.shape == y.shape and x.dtype == y.dtype and bool((x == y).logical_or(x.isnan() & y.isnan()).all())
+
+    return a.keys() == b.keys() and all(equal(a[k], b[k]) for k in a)
 
 
 def _names_an_argument(err: BaseException) -> bool:
@@ -333,3 +336,112 @@ def test_a_bad_label_in_the_last_batch_is_named_before_the_first_step():
     with pytest.raises(ValueError, match=r"`validation_data` holds the label\(s\) \[-2, 3\]"):
         trainer.fit(X, Y, batch_size=16, validation_data=(X, y), verbose=0)
     _assert_unchanged(before, _snapshot(trainer), "late validation labels")
+
+
+# --------------------------------------------------------------------------- every other metric class
+
+_REQUIRED = {
+    "IoU": {"num_classes": 3, "target_class_ids": [0, 2]},
+    "MeanIoU": {"num_classes": 3},
+    "OneHotIoU": {"num_classes": 3, "target_class_ids": [0, 2]},
+    "OneHotMeanIoU": {"num_classes": 3},
+    "PrecisionAtRecall": {"recall": 0.5},
+    "RecallAtPrecision": {"precision": 0.5},
+    "SensitivityAtSpecificity": {"specificity": 0.5},
+    "SpecificityAtSensitivity": {"sensitivity": 0.5},
+}
+_OTHERS = sorted(
+    name
+    for name in tkm.__all__
+    if isinstance(getattr(tkm, name), type)
+    and issubclass(getattr(tkm, name), (tkm.Mean, tkm.StatefulMetric))
+    and name not in METRICS
+    and name not in ("Mean", "MeanMetricWrapper", "StatefulMetric", "Sum")
+)
+_SEEDS = [(_rand(8, 3).round(), _rand(8, 3)), (torch.randint(0, 3, (8,), generator=_g), _rand(8, 3)), (_rand(8), _rand(8))]
+
+
+def _seeded(cls_name):
+    """The metric, after the first of the seed batches it takes (so "unchanged" is not "still empty")."""
+    for y_true, y_pred in _SEEDS:
+        m = getattr(tkm, cls_name)(**_REQUIRED.get(cls_name, {}))
+        try:
+            m.update_state(y_true, y_pred)
+        except (TypeError, ValueError):
+            continue
+        if bool(torch.isfinite(m.result()).all()):
+            return m
+    raise AssertionError(f"{cls_name} takes none of the seed batches")
+
+
+@pytest.mark.parametrize("cls", _OTHERS)
+def test_every_other_metric_refuses_by_name_and_changes_nothing(cls):
+    unclear, changed, accepted, non_finite = [], [], [], []
+    pairs = [(tn, pn) for tn in INPUTS for pn in INPUTS if tn in NOT_NUMBERS or pn in NOT_NUMBERS or tn == pn or
+             {tn, pn} <= {"f(8,3)", "i(8,)", "f(8,)", "f(8,1)", "0-d", "empty(0,3)", "empty(0,)", "f(3,3)"}]  # fmt: skip
+    for tn, pn in pairs:
+        m = _seeded(cls)
+        before = _states(m)
+        try:
+            m.update_state(INPUTS[tn], INPUTS[pn])
+            result = m.result()
+        except Exception as err:
+            if not _names_an_argument(err):
+                unclear.append((tn, pn, f"{type(err).__name__}: {err}"))
+            if not _same(before, _states(m)):
+                changed.append((tn, pn))
+            continue
+        if tn in NOT_NUMBERS or pn in NOT_NUMBERS:
+            accepted.append((tn, pn))
+        elif not bool(torch.isfinite(result).all()) and _keras_is_finite(cls, tn, pn):
+            non_finite.append((tn, pn, result))
+    assert not unclear, unclear[:5]
+    assert not changed, changed[:5]
+    assert not accepted, accepted[:5]
+    assert not non_finite, non_finite[:5]
+
+
+def _keras_is_finite(cls, tn, pn):
+    """Whether Keras' metric, seeded as ours and fed the same batch, gives a finite result (NaN from empty or
+    constant inputs is Keras' value too)."""
+    m = _seeded(cls)
+    seed = next(s for s in _SEEDS if _takes(cls, s))
+    k = getattr(keras.metrics, cls)(**_REQUIRED.get(cls, {}))
+    try:
+        k.update_state(*(np.asarray(a) for a in seed))
+        k.update_state(np.asarray(INPUTS[tn]), np.asarray(INPUTS[pn]))
+        value = np.asarray(k.result())
+    except Exception:
+        return False
+    del m
+    return bool(np.isfinite(value).all())
+
+
+def _takes(cls, seed):
+    m = getattr(tkm, cls)(**_REQUIRED.get(cls, {}))
+    try:
+        m.update_state(*seed)
+    except (TypeError, ValueError):
+        return False
+    return bool(torch.isfinite(m.result()).all())
+
+
+def test_a_zero_d_update_under_forced_compilation_gives_the_eager_value():
+    from torch_keras_metrics.functional import compile_mode
+
+    eager = tkm.Accuracy()(torch.tensor(1.0), torch.tensor(1.0))
+    with compile_mode("always"):
+        compiled = tkm.Accuracy()(torch.tensor(1.0), torch.tensor(1.0))
+    assert float(eager) == float(compiled) == 1.0
+
+
+def test_predict_names_bad_inputs_and_changes_nothing():
+    trainer = _trainer()
+    trainer.fit(X, Y, batch_size=16, verbose=0)
+    before = _snapshot(trainer)
+    for bad, match in [("abc", "`x`"), (np.array([object()] * 4), "`x`"), ([[1, 2], [3]], "`x`")]:
+        with pytest.raises((TypeError, ValueError), match=match):
+            trainer.predict(bad, verbose=0)
+    with pytest.raises(ValueError, match="`batch_size`"):
+        trainer.predict(X, batch_size=0, verbose=0)
+    _assert_unchanged(before, _snapshot(trainer), "predict")

@@ -36,7 +36,7 @@ def _check_inputs(y_true: torch.Tensor, y_pred: torch.Tensor, sample_weight: Any
     if y_pred.dim() != 2 or y_true.dim() != 2:
         raise ValueError(
             "FBetaScore expects 2D inputs with shape (batch_size, output_dim). Received input shapes: "
-            f"y_pred.shape={tuple(y_pred.shape)} and y_true.shape={tuple(y_true.shape)}."
+            f"`y_pred` {tuple(y_pred.shape)} and `y_true` {tuple(y_true.shape)}."
         )
     if y_true.shape != y_pred.shape:
         raise ValueError(

@@ -454,6 +454,9 @@ def squared_hinge(y_true: Any, y_pred: Any) -> torch.Tensor:
 def categorical_hinge(y_true: Any, y_pred: Any) -> torch.Tensor:
     """`max(max((1 - y_true) * y_pred) - sum(y_true * y_pred) + 1, 0)` over the last axis."""
     y_true, y_pred = _pair(y_true, y_pred)
+    for name, t in (("y_pred", y_pred), ("y_true", y_true)):
+        if t.dim() and not t.shape[-1]:
+            raise ValueError(f"`{name}` of shape {tuple(t.shape)} has no classes: its last axis is empty.")
     pos = (y_true * y_pred).sum(-1)
     neg = ((1.0 - y_true) * y_pred).amax(-1)
     return (neg - pos + 1.0).clamp_min(0.0)

@@ -370,12 +370,11 @@ class MeanMetricWrapper(Mean):
         try:
             values = self._fn(y_true, y_pred, **self._fn_kwargs)
         except RuntimeError as err:  # torch's own shape errors, from inside the function
-            if y_true.dim() and y_pred.dim() and y_true.shape[0] != y_pred.shape[0]:
-                raise ValueError(
-                    f"`y_true` of shape {tuple(y_true.shape)} and `y_pred` of shape {tuple(y_pred.shape)} do not "
-                    f"fit together: their batch dimensions differ ({self.name}: {err})."
-                ) from err
-            raise
+            differ = y_true.dim() and y_pred.dim() and y_true.shape[0] != y_pred.shape[0]
+            raise ValueError(
+                f"`y_true` of shape {tuple(y_true.shape)} and `y_pred` of shape {tuple(y_pred.shape)} do not "
+                f"fit together{': their batch dimensions differ' if differ else ''} ({self.name}: {err})."
+            ) from err
         if not isinstance(values, torch.Tensor):
             values = as_tensor(values, f"the value returned by {getattr(self._fn, '__name__', self._fn)!r}")
         if values.requires_grad:  # a differentiable metric function: never keep its graph alive
@@ -585,6 +584,7 @@ class StatefulMetric(torchmetrics.Metric):
     # ---------------------------------------------------------------- the Keras API
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
         """Add a batch to the states."""
+        self._refuse_meta(y_true, y_pred, sample_weight)
         self._add(self.batch_state(y_true, y_pred, sample_weight))
 
     def result(self, sync: bool = True) -> torch.Tensor:
@@ -636,6 +636,7 @@ class StatefulMetric(torchmetrics.Metric):
     # ---------------------------------------------------------------- the torch / torchmetrics API
     def forward(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> torch.Tensor:
         """Add the batch to the states and return the value of that batch alone."""
+        self._refuse_meta(y_true, y_pred, sample_weight)
         parts = self.batch_state(y_true, y_pred, sample_weight)
         self._add(parts)
         value = self._value(parts)
@@ -679,6 +680,16 @@ class StatefulMetric(torchmetrics.Metric):
         return f"{type(self).__name__}(name={self.name!r})"
 
     # ---------------------------------------------------------------- internals
+    def _refuse_meta(self, y_true: Any, y_pred: Any, sample_weight: Any) -> None:
+        if self.device.type == "meta":  # a metric moved to "meta" follows shapes only
+            return
+        for name, x in (("y_true", y_true), ("y_pred", y_pred), ("sample_weight", sample_weight)):
+            if isinstance(x, torch.Tensor) and x.is_meta:
+                raise TypeError(
+                    f"`{name}` is a meta tensor (a shape without data), and the metric's state lives on "
+                    f"{self.device}: a metric needs values. Move the metric to 'meta' too to follow shapes only."
+                )
+
     def _value(self, states: list[torch.Tensor] | tuple[torch.Tensor, ...]) -> torch.Tensor:
         value = self.compute_result(*states)
         return value if value.dtype == self._result_dtype else value.to(self._result_dtype)
