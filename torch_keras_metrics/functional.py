@@ -386,27 +386,75 @@ def _binary_accuracy(y_true: Any, y_pred: Any, threshold: float = 0.5) -> torch.
 
 
 def _categorical_accuracy(y_true: Any, y_pred: Any) -> torch.Tensor:
+    hits = _categorical_hits(y_true, y_pred)
+    if hits is not None:
+        return hits
     y_true, y_pred = _pair(y_true, y_pred)  # Keras takes argmax(y_true) before any cast
     _check_order(y_true, y_pred, "categorical_accuracy")
     _check_one_hot(y_true, y_pred)
     return _sparse_match(_argmax(y_true), y_pred, _is_argmax)  # large: y_pred in one compiled pass
 
 
-def _sparse_categorical_accuracy(y_true: Any, y_pred: Any) -> torch.Tensor:
+_INTEGER_DTYPES = frozenset(
+    [torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.uint16, torch.uint32, torch.uint64]
+)
+
+
+def _plain_argmax_pays(scores: torch.Tensor) -> bool:
+    """Small scores: torch's argmax, neither blocked nor compiled (the cheapest test of the hot path)."""
+    n = scores.numel()
+    return n < _BLOCKED_MIN_ELEMENTS and not 0 <= _compile_min_elements <= n
+
+
+def _sparse_categorical_hits(y_true: Any, y_pred: Any) -> torch.Tensor | None:
+    """The common case, (N,) integer labels and (N, C) float scores on one device, in the fewest calls:
+    (N,) bools, or None where the general path must decide (metadata only).
+
+    >>> _sparse_categorical_hits(torch.tensor([1, 0]), torch.tensor([[0.2, 0.8], [0.6, 0.4]]))
+    tensor([True, True])
+    """
     if (
         type(y_true) is torch.Tensor
         and type(y_pred) is torch.Tensor
+        and y_true.dtype in _INTEGER_DTYPES
         and y_true.dim() == 1
         and y_pred.dim() == 2
         and y_true.shape[0] == y_pred.shape[0]
         and y_pred.shape[1] > 0
         and y_pred.is_floating_point()
-        and not (y_true.is_floating_point() or y_true.is_complex() or y_true.dtype == torch.bool)
         and y_true.device == y_pred.device
-        and (_use_blocked(y_pred) or not _use_compiled(y_pred, "argmax"))
     ):
-        # The common case, (N,) integer labels and (N, C) float scores, in the fewest Python calls.
-        return _argmax(y_pred) == y_true
+        if _plain_argmax_pays(y_pred):
+            return y_pred.argmax(-1) == y_true
+        if _use_blocked(y_pred) or not _use_compiled(y_pred, "argmax"):
+            return _argmax(y_pred) == y_true
+    return None
+
+
+def _categorical_hits(y_true: Any, y_pred: Any) -> torch.Tensor | None:
+    """The common case of categorical accuracy, (N, C) labels and (N, C) float scores on one device:
+    (N,) bools, or None where the general path must decide (metadata only)."""
+    if (
+        type(y_true) is torch.Tensor
+        and type(y_pred) is torch.Tensor
+        and y_pred.dim() == 2
+        and y_true.shape == y_pred.shape
+        and y_pred.shape[1] > 0
+        and y_pred.is_floating_point()
+        and (y_true.is_floating_point() or y_true.dtype in _INTEGER_DTYPES)
+        and y_true.device == y_pred.device
+    ):
+        if _plain_argmax_pays(y_pred):
+            return y_true.argmax(-1) == y_pred.argmax(-1)
+        if _use_blocked(y_pred) or not _use_compiled(y_pred, "argmax"):
+            return _argmax(y_true) == _argmax(y_pred)
+    return None
+
+
+def _sparse_categorical_accuracy(y_true: Any, y_pred: Any) -> torch.Tensor:
+    hits = _sparse_categorical_hits(y_true, y_pred)
+    if hits is not None:
+        return hits
     y_true, y_pred = _pair(y_true, y_pred)  # labels keep their own dtype: 2049 stays 2049 beside float16
     _check_order(y_true, y_pred, "sparse_categorical_accuracy")
     check_scores(y_pred)
