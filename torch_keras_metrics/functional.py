@@ -392,7 +392,7 @@ def _categorical_accuracy(y_true: Any, y_pred: Any) -> torch.Tensor:
     y_true, y_pred = _pair(y_true, y_pred)  # Keras takes argmax(y_true) before any cast
     _check_order(y_true, y_pred, "categorical_accuracy")
     _check_one_hot(y_true, y_pred)
-    return _sparse_match(_argmax(y_true), y_pred, _is_argmax)  # large: y_pred in one compiled pass
+    return _sparse_match(_argmax(y_true), y_pred, _is_argmax)  # large: blocked on CPU, else one compiled pass
 
 
 _INTEGER_DTYPES = frozenset(
