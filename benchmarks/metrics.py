@@ -6,6 +6,7 @@ Run from the repository root:
     python benchmarks/metrics.py --quick                  # small sizes, few repeats
     python benchmarks/metrics.py --sizes 16x10,256x1000   # chosen sizes (rows x classes)
     python benchmarks/metrics.py --metrics SparseCategoricalAccuracy --threads 1 --devices cpu
+    python benchmarks/metrics.py --compiled-step --threads 1   # only the metrics inside a compiled step
 
 Per (device, threads) it prints one table. Each row is one metric at one size, timed per
 `update_state` (torchmetrics: `update`) for:
@@ -17,7 +18,13 @@ Per (device, threads) it prints one table. Each row is one metric at one size, t
               `BinaryAccuracy` for the binary metric; `MulticlassAccuracy(average="micro")` on the
               same-shape class ids of `Accuracy`;
 * keras     - `keras.metrics.<same name>().update_state` on Keras' torch backend;
-* floor     - one `y_pred.sum()` over the same scores: the cost of reading them once.
+* floor     - reading the inputs once: `y_pred.sum()`, and `y_true.sum()` too for the one-hot metrics,
+              whose labels are a second (N, C) tensor.
+
+After the table, `metric(y_true, y_pred)` at 16x10 is timed against the bare expression it replaces,
+and (the compiled-step mode) `update_state` and `metric(y_true, y_pred)` inside a
+`torch.compile(fullgraph=True)`d step at 16x10 and 256x1000 against the bare kernel,
+`(y_pred.argmax(-1) == y_true).sum()` accumulated in a tensor, compiled the same way.
 
 Contenders run round-robin within a case (median of the repeats), after warm-up calls, so
 compile time is excluded. The first call of ours at the largest size is reported separately:
@@ -64,7 +71,8 @@ SHORT = {
     "BinaryAccuracy": "binary",
     "Accuracy": "accuracy",
 }
-DEFAULT_SIZES = "16x10,256x1000,4096x32000"
+DEFAULT_SIZES = "16x10,256x1000,2048x32000,4096x32000"
+COMPILED_STEP_SIZES = ((16, 10), (256, 1000))
 K = 5
 SLOW_S = 1.0  # calls slower than this get fewer warm-ups and repeats
 
@@ -216,14 +224,16 @@ def contenders(metric: str, x: dict[str, torch.Tensor], c: int, device: torch.de
     y_true, y_pred = x["y_true"], x["y_pred"]
     if metric in ("CategoricalAccuracy", "TopKCategoricalAccuracy"):
         tm_update = lambda: tm.update(y_pred, y_true.argmax(-1))  # noqa: E731 - it takes class ids, not one-hot
+        floor = lambda: (y_true.sum(), y_pred.sum())  # noqa: E731 - two (N, C) inputs to read
     else:
         tm_update = lambda: tm.update(y_pred, y_true)  # noqa: E731
+        floor = lambda: y_pred.sum()  # noqa: E731
     return {
         "ours": Contender(lambda: ours.update_state(y_true, y_pred), _compile_mode("auto"), compiles=True),
         "eager": Contender(lambda: eager.update_state(y_true, y_pred), _compile_mode(False)),
         "tm": Contender(tm_update),
         "keras": Contender(lambda: keras_metric.update_state(y_true, y_pred), keras_scope),
-        "floor": Contender(lambda: y_pred.sum()),
+        "floor": Contender(floor),
     }
 
 
@@ -238,6 +248,37 @@ def forward_case(device: torch.device, s: Settings) -> Result:
             "tm": Contender(lambda: tm(y_pred, y_true)),
             "bare": Contender(lambda: (y_pred.argmax(-1) == y_true).sum()),
         },
+        device,
+        s,
+    )
+
+
+def compiled_step_case(n: int, c: int, device: torch.device, s: Settings) -> Result:
+    """`update_state` and `metric(y_true, y_pred)` inside a compiled step against the bare kernel in one.
+
+    Each step is `torch.compile(fullgraph=True)`d and warmed past its compile; the bare step adds
+    `(y_pred.argmax(-1) == y_true).sum()` to a tensor, as a hand-written loop would count.
+    """
+    x = _inputs("SparseCategoricalAccuracy", n, c, device)
+    y_true, y_pred = x["y_true"], x["y_pred"]
+    updated, called = tkm.SparseCategoricalAccuracy().to(device), tkm.SparseCategoricalAccuracy().to(device)
+    hits = torch.zeros(1, dtype=torch.int64, device=device)
+
+    def bare(y: torch.Tensor, p: torch.Tensor) -> None:
+        hits.add_((p.argmax(-1) == y).sum())
+
+    def update(y: torch.Tensor, p: torch.Tensor) -> None:
+        updated.update_state(y, p)
+
+    def forward(y: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        return called(y, p)
+
+    steps = {
+        name: torch.compile(fn, fullgraph=True)
+        for name, fn in (("bare", bare), ("update", update), ("forward", forward))
+    }
+    return run_case(
+        {name: Contender(lambda step=step: step(y_true, y_pred), compiles=True) for name, step in steps.items()},
         device,
         s,
     )
@@ -260,8 +301,13 @@ def _targets(metric: str, n: int, c: int, device: torch.device, res: Result) -> 
     notes = ["NOISY"] if res.noisy else []
     beats = r["ours"] < r["tm"] and r["ours"] < r["keras"]
     notes.append("faster" if beats else "MISS:not-fastest")
-    if metric.startswith("Sparse") and device.type == "cpu":
-        limit = {(4096, 32000): 1.5, (256, 1000): 2.0}.get((n, c))
+    if device.type == "cpu":
+        limits = {
+            "SparseCategoricalAccuracy": {(4096, 32000): 1.5, (2048, 32000): 2.0, (256, 1000): 2.0},
+            "SparseTopKCategoricalAccuracy": {(4096, 32000): 1.5, (256, 1000): 2.0},
+            "CategoricalAccuracy": {(2048, 32000): 2.0},  # its floor reads both inputs
+        }
+        limit = limits.get(metric, {}).get((n, c))
         if limit is not None:
             ok = r["ours"] <= limit * r["floor"]
             notes.append(f"{'ok' if ok else 'MISS'}:<={limit}x floor")
@@ -304,6 +350,21 @@ def print_forward(res: Result) -> None:
     )
 
 
+def print_compiled_steps(rows: list[tuple[int, int, Result]]) -> None:
+    print("inside a torch.compile'd step (sparse_cat; bare: (y_pred.argmax(-1) == y_true).sum() added to a tensor):")
+    for n, c, res in rows:
+        r = res.per_call
+        notes = [
+            f"{name}/bare {_ratio(r[name], r['bare'])} ({'ok' if r[name] <= 1.2 * r['bare'] else 'MISS'}: <= 1.2x)"
+            for name in ("update", "forward")
+        ]
+        noisy = ", NOISY" if res.noisy else ""
+        print(
+            f"  {f'{n}x{c}':>9}: update {_us(r['update'])} us, forward {_us(r['forward'])} us, "
+            f"bare {_us(r['bare'])} us -> {', '.join(notes)}{noisy}"
+        )
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -321,6 +382,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metrics", help=f"comma-separated subset of {','.join(METRICS)}")
     parser.add_argument("--devices", default="cpu,cuda", help="cpu and/or cuda (cuda only where available)")
     parser.add_argument("--threads", default="1,all", help="CPU thread counts, e.g. 1,all (CUDA runs with all)")
+    parser.add_argument(
+        "--compiled-step", action="store_true", help="only the metrics inside a compiled step (16x10, 256x1000)"
+    )
     args = parser.parse_args(argv)
     settings = QUICK if args.quick else FULL
     sizes = [_size(s) for s in (args.sizes or ("16x10,256x1000" if args.quick else DEFAULT_SIZES)).split(",")]
@@ -343,16 +407,21 @@ def main(argv: list[str] | None = None) -> None:
         for threads in dict.fromkeys(thread_counts):
             torch.set_num_threads(threads)
             name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-            rows = []
-            for n, c in sizes:
-                for metric in metrics:
-                    x = _inputs(metric, n, c, device)
-                    fresh = (n, c) == largest and n * c >= 1 << 16
-                    rows.append((metric, n, c, run_case(contenders(metric, x, c, device), device, settings, fresh)))
-                    del x
-            print_table(f"{name}, {threads} thread{'s' * (threads > 1)}", rows, device)
-            print_first_calls(rows)
-            print_forward(forward_case(device, settings))
+            title = f"{name}, {threads} thread{'s' * (threads > 1)}"
+            if not args.compiled_step:
+                rows = []
+                for n, c in sizes:
+                    for metric in metrics:
+                        x = _inputs(metric, n, c, device)
+                        fresh = (n, c) == largest and n * c >= 1 << 16
+                        rows.append((metric, n, c, run_case(contenders(metric, x, c, device), device, settings, fresh)))
+                        del x
+                print_table(title, rows, device)
+                print_first_calls(rows)
+                print_forward(forward_case(device, settings))
+            else:
+                print(f"\n== {title}")
+            print_compiled_steps([(n, c, compiled_step_case(n, c, device, settings)) for n, c in COMPILED_STEP_SIZES])
             sys.stdout.flush()
     torch.set_num_threads(all_threads)
 

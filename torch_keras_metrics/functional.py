@@ -80,7 +80,56 @@ def _check_order(y_true: torch.Tensor, y_pred: torch.Tensor, name: str) -> None:
 
 def _argmax(x: torch.Tensor) -> torch.Tensor:
     # torch.argmax has no bool kernel; ties and NaNs resolve as torch (and so Keras) resolve them.
-    return (x.to(torch.uint8) if x.dtype == torch.bool else x).argmax(-1)
+    if x.dtype == torch.bool:
+        x = x.to(torch.uint8)
+    if _use_blocked(x):
+        return _blocked_argmax(x.reshape(-1, x.shape[-1])).reshape(x.shape[:-1])
+    return x.argmax(-1)
+
+
+# On CPU torch's argmax reads about five times slower than amax, which runs at memory speed. A large
+# argmax is therefore found in two steps: the first block of _ARGMAX_BLOCK classes that holds the row's
+# maximum (one amax per block, then an argmax over the few block maxima), and the first maximum inside
+# that one block. amax propagates NaN and argmax picks the first NaN, else the first maximum, at both
+# steps, so ties and NaNs resolve exactly as in one torch.argmax (tests/test_kernels_large.py).
+_ARGMAX_BLOCK = 128
+_BLOCKED_MIN_CLASSES = 2048
+_BLOCKED_MIN_ELEMENTS = 1 << 18
+
+
+def _use_blocked(x: torch.Tensor) -> bool:
+    return (
+        x.dim() > 0
+        and x.shape[-1] >= _BLOCKED_MIN_CLASSES
+        and x.numel() >= _BLOCKED_MIN_ELEMENTS
+        and x.device.type == "cpu"
+        and x.stride(-1) == 1
+        and not torch.compiler.is_compiling()
+    )
+
+
+def _blocked_argmax(x: torch.Tensor) -> torch.Tensor:
+    """`x.argmax(-1)` for rows `x` (R, C) with C >= _ARGMAX_BLOCK and a contiguous last axis.
+
+    >>> x = torch.zeros(2, 300); x[0, 7] = x[0, 200] = 1.0; x[1, 299] = float("nan")
+    >>> _blocked_argmax(x)
+    tensor([  7, 299])
+    """
+    rows, classes = x.shape
+    k = _ARGMAX_BLOCK
+    full = classes // k
+    blocks = x[:, : full * k].reshape(rows, full, k)  # a view: rows keep their stride
+    block_max = blocks.amax(-1)
+    tail = x[:, full * k :]
+    if full * k < classes:
+        block_max = torch.cat([block_max, tail.amax(-1, keepdim=True)], -1)
+    first = block_max.argmax(-1, keepdim=True)
+    inside = blocks.gather(1, first.clamp(max=full - 1).unsqueeze(-1).expand(rows, 1, k)).squeeze(1).argmax(-1)
+    first = first.squeeze(-1)
+    index = first * k + inside
+    if full * k < classes:  # the tail's first maximum, where the tail holds the row's
+        index = torch.where(first == full, tail.argmax(-1) + full * k, index)
+    return index
 
 
 def _labels_as_index(
@@ -221,6 +270,8 @@ def _run_compiled(name: str, fn: Callable, eager: Callable, *args: Any) -> torch
 
 
 def _is_argmax(scores: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    if _use_blocked(scores):
+        return _blocked_argmax(scores) == index
     if _use_compiled(scores, "argmax"):
         return _run_compiled("argmax", _is_argmax_fused, _is_argmax_eager, scores, index)
     return _is_argmax_eager(scores, index)
@@ -250,7 +301,7 @@ def _sparse_match(
     if rule is _is_argmax and not labels.is_floating_point() and labels.shape == scores.shape[:-1]:
         # The common case, kept to three kernels: argmax is always in range, so a label outside
         # [0, C) can never equal it and needs no mask.
-        if not _use_compiled(scores, "argmax"):
+        if _use_blocked(scores) or not _use_compiled(scores, "argmax"):
             return _argmax(scores) == labels
     lead = _lead_shape(labels, scores)
     index, valid = _labels_as_index(labels, num_classes, truncate)
@@ -335,27 +386,75 @@ def _binary_accuracy(y_true: Any, y_pred: Any, threshold: float = 0.5) -> torch.
 
 
 def _categorical_accuracy(y_true: Any, y_pred: Any) -> torch.Tensor:
+    hits = _categorical_hits(y_true, y_pred)
+    if hits is not None:
+        return hits
     y_true, y_pred = _pair(y_true, y_pred)  # Keras takes argmax(y_true) before any cast
     _check_order(y_true, y_pred, "categorical_accuracy")
     _check_one_hot(y_true, y_pred)
-    return _sparse_match(_argmax(y_true), y_pred, _is_argmax)  # large: y_pred in one compiled pass
+    return _sparse_match(_argmax(y_true), y_pred, _is_argmax)  # large: blocked on CPU, else one compiled pass
 
 
-def _sparse_categorical_accuracy(y_true: Any, y_pred: Any) -> torch.Tensor:
+_INTEGER_DTYPES = frozenset(
+    [torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.uint16, torch.uint32, torch.uint64]
+)
+
+
+def _plain_argmax_pays(scores: torch.Tensor) -> bool:
+    """Small scores: torch's argmax, neither blocked nor compiled (the cheapest test of the hot path)."""
+    n = scores.numel()
+    return n < _BLOCKED_MIN_ELEMENTS and not 0 <= _compile_min_elements <= n
+
+
+def _sparse_categorical_hits(y_true: Any, y_pred: Any) -> torch.Tensor | None:
+    """The common case, (N,) integer labels and (N, C) float scores on one device, in the fewest calls:
+    (N,) bools, or None where the general path must decide (metadata only).
+
+    >>> _sparse_categorical_hits(torch.tensor([1, 0]), torch.tensor([[0.2, 0.8], [0.6, 0.4]]))
+    tensor([True, True])
+    """
     if (
         type(y_true) is torch.Tensor
         and type(y_pred) is torch.Tensor
+        and y_true.dtype in _INTEGER_DTYPES
         and y_true.dim() == 1
         and y_pred.dim() == 2
         and y_true.shape[0] == y_pred.shape[0]
         and y_pred.shape[1] > 0
         and y_pred.is_floating_point()
-        and not (y_true.is_floating_point() or y_true.is_complex() or y_true.dtype == torch.bool)
         and y_true.device == y_pred.device
-        and not _use_compiled(y_pred, "argmax")
     ):
-        # The common case, (N,) integer labels and (N, C) float scores, in the fewest Python calls.
-        return y_pred.argmax(-1) == y_true
+        if _plain_argmax_pays(y_pred):
+            return y_pred.argmax(-1) == y_true
+        if _use_blocked(y_pred) or not _use_compiled(y_pred, "argmax"):
+            return _argmax(y_pred) == y_true
+    return None
+
+
+def _categorical_hits(y_true: Any, y_pred: Any) -> torch.Tensor | None:
+    """The common case of categorical accuracy, (N, C) labels and (N, C) float scores on one device:
+    (N,) bools, or None where the general path must decide (metadata only)."""
+    if (
+        type(y_true) is torch.Tensor
+        and type(y_pred) is torch.Tensor
+        and y_pred.dim() == 2
+        and y_true.shape == y_pred.shape
+        and y_pred.shape[1] > 0
+        and y_pred.is_floating_point()
+        and (y_true.is_floating_point() or y_true.dtype in _INTEGER_DTYPES)
+        and y_true.device == y_pred.device
+    ):
+        if _plain_argmax_pays(y_pred):
+            return y_true.argmax(-1) == y_pred.argmax(-1)
+        if _use_blocked(y_pred) or not _use_compiled(y_pred, "argmax"):
+            return _argmax(y_true) == _argmax(y_pred)
+    return None
+
+
+def _sparse_categorical_accuracy(y_true: Any, y_pred: Any) -> torch.Tensor:
+    hits = _sparse_categorical_hits(y_true, y_pred)
+    if hits is not None:
+        return hits
     y_true, y_pred = _pair(y_true, y_pred)  # labels keep their own dtype: 2049 stays 2049 beside float16
     _check_order(y_true, y_pred, "sparse_categorical_accuracy")
     check_scores(y_pred)

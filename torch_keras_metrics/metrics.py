@@ -403,8 +403,21 @@ class _Accuracy(MeanMetricWrapper):
     _kernel: Callable[..., torch.Tensor]
     # Optional: the number of matches straight from the inputs (None: take the elementwise path).
     _counter: Callable[..., torch.Tensor | None] | None = None
+    # Optional: (N,) bools for the common shapes in the fewest calls (None: take the general path).
+    _hits: Callable[[Any, Any], torch.Tensor | None] | None = None
+
+    def _fast_hits(self, y_true: Any, y_pred: Any) -> torch.Tensor | None:
+        hits = type(self)._hits(y_true, y_pred)  # type: ignore[misc]
+        return hits if hits is not None and hits.device == self._buffers["total"].device else None
 
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:  # type: ignore[override]
+        if sample_weight is None and self._hits is not None and not torch.compiler.is_compiling():
+            hits = self._fast_hits(y_true, y_pred)
+            if hits is not None:
+                buffers = self._buffers
+                buffers["total"].add_(torch.count_nonzero(hits))
+                buffers["count"].add_(float(hits.shape[0]))
+                return
         if sample_weight is None and self._counter is not None:
             hits = self._counter(y_true, y_pred, **self._fn_kwargs)
             if hits is not None and hits.device == self._buffers["total"].device:
@@ -412,6 +425,23 @@ class _Accuracy(MeanMetricWrapper):
                 self._add(hits.to(torch.float64) / shape[1:].numel(), float(shape[0]))
                 return
         super().update_state(y_true, y_pred, sample_weight)
+
+    def forward(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> torch.Tensor:  # type: ignore[override]
+        """Add the batch to the state and return the accuracy of that batch alone."""
+        if sample_weight is None and self._hits is not None and not torch.compiler.is_compiling():
+            hits = self._fast_hits(y_pred, y_true) if self.torchmetrics_order else self._fast_hits(y_true, y_pred)
+            if hits is not None:
+                n = float(hits.shape[0])
+                right = torch.count_nonzero(hits)
+                buffers = self._buffers
+                buffers["total"].add_(right)
+                buffers["count"].add_(n)
+                value = right.div(n) if n else torch.zeros((), device=right.device)
+                if value.dtype != self._result_dtype:
+                    value = value.to(self._result_dtype)
+                self.__dict__["_forward_cache"] = value  # what Lightning logs with on_step=True
+                return value
+        return super().forward(y_true, y_pred, sample_weight)
 
     def __init__(self, name: str | None, dtype: Any, **kwargs: Any) -> None:
         super().__init__(type(self)._kernel, name=name or _snake_case(type(self).__name__), dtype=dtype, **kwargs)
@@ -466,6 +496,7 @@ class CategoricalAccuracy(_Accuracy):
     """
 
     _kernel = staticmethod(F._categorical_accuracy)
+    _hits = staticmethod(F._categorical_hits)
 
     def __init__(self, name: str = "categorical_accuracy", dtype: Any = None, **kwargs: Any) -> None:
         super().__init__(name, dtype, **kwargs)
@@ -481,6 +512,7 @@ class SparseCategoricalAccuracy(_Accuracy):
     """
 
     _kernel = staticmethod(F._sparse_categorical_accuracy)
+    _hits = staticmethod(F._sparse_categorical_hits)
 
     def __init__(self, name: str = "sparse_categorical_accuracy", dtype: Any = None, **kwargs: Any) -> None:
         super().__init__(name, dtype, **kwargs)
