@@ -6,7 +6,8 @@ accumulated in two tensors, read once per epoch. Models: an MLP 64-128-10 on 819
 and 256, and a small CNN on the 8x8 digits (sklearn's bundled copy; synthetic 8x8 images without sklearn)
 at batch 32; 2 epochs, SGD, cross-entropy on logits, one CPU thread (or CUDA when present).
 
-Columns (median over interleaved rounds of a fresh model and trainer each, ratio to the hand loop):
+Columns (median over interleaved rounds of a fresh model and trainer each; the ratio is the median of each
+round's ratio to that round's hand loop, in wall time and in process CPU time):
   hand loop | Trainer | Trainer(jit_compile=True) | keras.Model.fit | Keras(jit_compile=True)
 The compiled contenders are timed on a trainer that has compiled already; the time of the first fit (the
 compile) is reported on its own.
@@ -171,14 +172,20 @@ def main() -> None:
         for name, run in runs.items():  # warm-up (imports, allocator)
             run(warm[name]) if name in warm else run()
         times: dict[str, list[float]] = {name: [] for name in runs}
+        cpu: dict[str, list[float]] = {name: [] for name in runs}
         for _ in range(args.rounds):
             for name, run in runs.items():
-                t0 = time.perf_counter()
+                c0, t0 = time.process_time(), time.perf_counter()
                 run(warm[name]) if name in warm else run()
                 times[name].append(time.perf_counter() - t0)
-        base = statistics.median(times["hand loop"])
-        cells = [f"{name} {statistics.median(t):.3f}s {statistics.median(t) / base:.2f}x" for name, t in times.items()]
-        print(f"{case:>7}: " + " | ".join(cells), flush=True)
+                cpu[name].append(time.process_time() - c0)
+        # each round's ratio to that round's hand loop, then the median: robust to a machine that drifts
+        for label, table in (("wall", times), ("cpu", cpu)):
+            cells = []
+            for name, t in table.items():
+                ratio = statistics.median(a / b for a, b in zip(t, table["hand loop"]))
+                cells.append(f"{name} {statistics.median(t):.3f}s {ratio:.2f}x")
+            print(f"{case:>7} {label:>4}: " + " | ".join(cells), flush=True)
         for name, first in compile_s.items():
             steady = statistics.median(times[name])
             print(f"{'':>7}  {name}: first fit {first:.1f}s, of which compiling about {first - steady:.1f}s")

@@ -212,6 +212,7 @@ class CompileMetrics:
         self.names: list[str] = []
         self.built = False
         self._calls: list[tuple[str, Mean, bool, int]] = []
+        self._forwards: list[tuple[str, Any, bool]] = []
         self._order: list[tuple[str, int]] = []
         self._loss_names: list[str] = []
         self._fast = False
@@ -252,6 +253,8 @@ class CompileMetrics:
         )
         flags = [(False, i) for i, _ in plain] + [(True, i) for i, _ in weighted]
         self._calls = [(k, m, w, i) for k, m, (w, i) in zip(self.names, self.metrics, flags)]
+        # the metrics' own `forward`, past nn.Module's call machinery (hooks a metric never has): per batch
+        self._forwards = [(k, m.forward, w) for k, m, w, _ in self._calls]
         self._loss_names = cl.names if outputs.n > 1 else []
         self.output_loss_trackers = [LossTracker() for _ in self._loss_names]
         keys = ["loss", *self._loss_names, *self.names]
@@ -270,8 +273,8 @@ class CompileMetrics:
         Python bookkeeping), so a compiled step can hold it."""
         if self._fast:  # one tensor output: the common case, without taking structures apart
             return {
-                key: metric(y, y_pred, sample_weight) if weighted else metric(y, y_pred)
-                for key, metric, weighted, _ in self._calls
+                key: forward(y, y_pred, sample_weight) if weighted else forward(y, y_pred)
+                for key, forward, weighted in self._forwards
             }
         outputs = self.compiled_loss.outputs
         ys, preds, ws = outputs.targets(y), outputs.predictions(y_pred), outputs.weights(sample_weight)
@@ -290,7 +293,8 @@ class CompileMetrics:
         self, loss: torch.Tensor, parts: list[torch.Tensor] | None, size: int, metric_values: dict[str, Any]
     ) -> dict[str, Any]:
         """Add one batch's losses to the trackers; the batch logs' values (losses first, then `metric_values`)."""
-        loss = loss.detach()
+        if loss.requires_grad:
+            loss = loss.detach()
         if loss.dtype != torch.float32:
             loss = loss.float()
         values = {"loss": loss}
@@ -352,7 +356,7 @@ class CompileMetrics:
                 self._unbuild()
 
     def _unbuild(self) -> None:
-        self.plain, self.weighted, self.names, self._calls = [], [], [], []
+        self.plain, self.weighted, self.names, self._calls, self._forwards = [], [], [], [], []
         self.output_loss_trackers = []
         self.built = False
 

@@ -121,6 +121,9 @@ class Steps:
         undo: Callable | None = None,
     ) -> None:
         self.options = options
+        if options is None:  # eager: the functions themselves, without a wrapper's call per batch
+            self.train, self.test, self.predict = train, test, predict
+            return
         self.train = _Step(train, options, "train", undo)
         self.test = _Step(test, options, "test", undo)
         self.predict = _Step(predict, options, "predict", None)
@@ -128,4 +131,4 @@ class Steps:
     @property
     def compiled(self) -> bool:
         """Whether any step still runs compiled."""
-        return self.train.compiled or self.test.compiled or self.predict.compiled
+        return any(getattr(step, "compiled", False) for step in (self.train, self.test, self.predict))

@@ -535,7 +535,9 @@ class Trainer:
         with self._amp:
             y_pred = self._net(x) if type(x) is torch.Tensor else call_model(self._net, x)
             loss, parts = self.compiled_loss(y_pred, y, w)
-        metric_values = self.compiled_metrics.metric_values(y, detach(y_pred), w)
+        metric_values = self.compiled_metrics.metric_values(
+            y, y_pred.detach() if type(y_pred) is torch.Tensor else detach(y_pred), w
+        )
         self._apply_gradients(loss, loss_scale)
         return loss.detach(), parts, metric_values, self.compiled_metrics.batch_size(y_pred)
 
