@@ -204,6 +204,7 @@ def _worker(rank, world, init_file, out_dir):
             hist = trainer.fit(*_data(N_TRAIN, 1)[:2], batch_size=BATCH, epochs=2, verbose=2)
         out["printed"] = printed.getvalue()
         out["fit"] = _fit(_trainer())
+        out["fit_jit"] = _fit(_trainer(jit_compile={"backend": "aot_eager"}))  # compiled steps under DDP
         out["fit_dataset"] = _fit(_trainer(), shuffle=False, x=TensorDataset(*_data(N_TRAIN, 1)))
         out["fit_structured"] = _structured_fit()
 
@@ -441,3 +442,9 @@ def test_timeout_is_checked():
     for bad in (0, -1, "10", True):
         with pytest.raises(ValueError, match="`timeout`"):
             _trainer(timeout=bad)
+
+
+def test_compiled_steps_under_ddp_give_the_eager_distributed_numbers(ranks):
+    world, results = ranks
+    for res in results:
+        _close(res["fit_jit"], res["fit"])

@@ -1,6 +1,7 @@
 """Keras' `jit_compile` for the Trainer's steps: `torch.compile`, compiled once per input shape, eager on failure.
 
-`Steps` holds the train, test and predict step functions of one Trainer, compiled (`jit_compile=True`, or a
+`Steps` holds the train, test and predict step functions of one Trainer (tensor work only: the Trainer keeps
+its bookkeeping, and the optimizer step, outside), compiled (`jit_compile=True`, or a
 dict of `torch.compile` options such as `{"mode": "reduce-overhead"}` for CUDA graphs) or eager. Each is
 compiled at most once per input shape (`dynamic=False`: a ragged last batch adds one graph) and kept for
 the Trainer's life, so nothing compiles again across epochs or fits. A step that fails to compile (no C++

@@ -227,8 +227,9 @@ class Trainer:
             Trainer initialises (`distributed="auto"`/`True` under `torchrun`); torch's default (30 minutes for
             gloo) without it. A group you initialise keeps its own: `init_process_group(timeout=...)`. A rank
             that stalls then ends the run on every other rank with an error naming it.
-        jit_compile: Keras' name: `True` runs the train, test and predict steps (forward, loss, backward,
-            optimizer step, metric updates) under `torch.compile`, once per input shape; a dict passes
+        jit_compile: Keras' name: `True` runs the train, test and predict steps under `torch.compile` (the
+            forward, the loss and the metric updates in one graph, whose backward AOT autograd compiles; the
+            optimizer step eager), once per input shape; a dict passes
             `torch.compile` options (`{"mode": "reduce-overhead"}`: CUDA graphs); `"auto"` compiles on CUDA
             only; `False` (the default) runs eager. The first batch of each call stays eager (it is checked).
             A step that cannot be compiled warns once and runs eager (see `torch_keras_metrics.jit`).
@@ -511,9 +512,8 @@ class Trainer:
             loss, values = self._checked_first_batch(self._net, batch)
             self._apply_gradients(loss, batch.loss_scale)
         else:
-            loss, parts, metric_values, size = self._steps.train(
-                batch.x, batch.y, batch.sample_weight, batch.loss_scale
-            )
+            loss, parts, metric_values, size = self._steps.train(batch.x, batch.y, batch.sample_weight)
+            self._apply_gradients(loss, batch.loss_scale)
             values = self.compiled_metrics.track(loss, parts, size, metric_values)
         return Logs(values, self.compiled_metrics.loss_tracker.last_size, self.compiled_metrics.running)
 
@@ -531,15 +531,16 @@ class Trainer:
         return self._steps.predict(batch.x)
 
     # what the steps run, compiled with `jit_compile` (tensor work only; the bookkeeping stays outside)
-    def _train_core(self, x: Any, y: Any, w: Any, loss_scale: float) -> tuple[Any, Any, dict, int]:
+    def _train_core(self, x: Any, y: Any, w: Any) -> tuple[Any, Any, dict, int]:
+        # Backward and the optimizer step run outside: compiled, the graph would break at `backward()` and the
+        # resumed frames' guards cost more per step than they save; the backward is AOT autograd's compiled one.
         with self._amp:
             y_pred = self._net(x) if type(x) is torch.Tensor else call_model(self._net, x)
             loss, parts = self.compiled_loss(y_pred, y, w)
         metric_values = self.compiled_metrics.metric_values(
             y, y_pred.detach() if type(y_pred) is torch.Tensor else detach(y_pred), w
         )
-        self._apply_gradients(loss, loss_scale)
-        return loss.detach(), parts, metric_values, self.compiled_metrics.batch_size(y_pred)
+        return loss, parts, metric_values, self.compiled_metrics.batch_size(y_pred)
 
     def _test_core(self, x: Any, y: Any, w: Any) -> tuple[Any, Any, dict, int]:
         with self._amp:
