@@ -110,8 +110,12 @@ def _counts_fused(
         predicted = (y_pred >= top) & (top.abs() > 1e-9)
     else:
         predicted = y_pred > threshold
-    p = predicted.to(torch.float64)
-    t = y_true.to(torch.float64)
+    # Per-class sums over the batch in float32 (float64 inputs stay float64): a column sum in float64 costs
+    # several times more here, and Keras itself sums in float32. 0/1 predictions and one-hot labels stay exact
+    # (up to 2**24 rows in one batch); the float64 states then add the batches up.
+    wide = torch.float64 if micro or y_pred.dtype == torch.float64 else torch.float32
+    p = predicted.to(wide)
+    t = y_true.to(wide)
     if weight is not None:
         t = t * weight[:, None]
         p = p * weight[:, None]
@@ -119,7 +123,7 @@ def _counts_fused(
     if micro:
         tp, pp, support = hits.sum(), p.sum(), t.sum()
     else:
-        tp, pp, support = hits.sum(0), p.sum(0), t.sum(0)
+        tp, pp, support = hits.sum(0).double(), p.sum(0).double(), t.sum(0).double()
     return tp, pp - tp, support - tp, support
 
 
