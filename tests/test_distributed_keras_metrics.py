@@ -75,7 +75,7 @@ def _worker(rank, world, init_file, out_dir):
         dist.destroy_process_group()
 
 
-@pytest.mark.parametrize("world", [2, 3])
+@pytest.mark.parametrize("world", [3])  # 101 samples: shares of 33, 34 and 34
 def test_every_family_over_uneven_gloo_shards_equals_one_process(world, tmp_path):
     mp.spawn(_worker, args=(world, str(tmp_path / "init"), str(tmp_path)), nprocs=world, join=True)
     single = _metrics()
