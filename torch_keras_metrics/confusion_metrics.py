@@ -251,8 +251,8 @@ def _one_threshold(labels, scores, weight, threshold):
         fp = pp - tp
         return tp, fp, (float(scores.numel()) - pos) - fp, pos - tp
     fn, name, args = _sums_one_weighted, "confusion_one_w", (labels, scores, threshold, weight)
-    if _F._use_compiled(scores, name) and scores.dim() > 0:
-        sums = _F._run_compiled(name, fn, fn, *args)
+    if _F.use_compiled(scores, name) and scores.dim() > 0:
+        sums = _F.run_compiled(name, fn, fn, *args)
     else:
         sums = fn(*args)
     sums = sums.to(torch.float64)
@@ -301,8 +301,8 @@ def confusion_counts(
     else:
         st = sorted_thresholds if sorted_thresholds is not None else thresholds.sorted.to(scores.device)
         args, fn, name = (labels, scores, st, width), _index_sorted, "confusion_sorted"
-    if _F._use_compiled(scores, name) and scores.dim() > 0:
-        index = _F._run_compiled(name, fn, fn, *args)
+    if _F.use_compiled(scores, name) and scores.dim() > 0:
+        index = _F.run_compiled(name, fn, fn, *args)
     else:
         index = fn(*args)
     if multi_label:

@@ -44,7 +44,7 @@ def _var(x: torch.Tensor, axis: Any) -> torch.Tensor:
 
 
 def _inputs(y_true: Any, y_pred: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    y_true, y_pred = L._pair(y_true, y_pred)
+    y_true, y_pred = L.pair(y_true, y_pred)
     return squeeze_or_expand_to_same_rank(y_true, y_pred)
 
 
@@ -56,7 +56,7 @@ def pearson_correlation(y_true: Any, y_pred: Any, axis: Any = -1) -> torch.Tenso
     y_pred_norm = y_pred - _mean(y_pred, axis)
     y_true_norm = y_true_norm / torch.std(y_true_norm, dim=_dims(axis), keepdim=True, correction=0)
     y_pred_norm = y_pred_norm / torch.std(y_pred_norm, dim=_dims(axis), keepdim=True, correction=0)
-    return L._mean(y_true_norm * y_pred_norm, axis)
+    return L.axis_mean(y_true_norm * y_pred_norm, axis)
 
 
 def concordance_correlation(y_true: Any, y_pred: Any, axis: Any = -1) -> torch.Tensor:
@@ -74,7 +74,7 @@ def concordance_correlation(y_true: Any, y_pred: Any, axis: Any = -1) -> torch.T
     y_pred_var = _var(y_pred - y_pred_mean, axis)
     covar = (y_true - y_pred_mean) * (y_pred - y_pred_mean)
     norm = y_true_var + y_pred_var + (y_true_mean - y_pred_mean).square()
-    return L._mean(2 * covar / (norm + L.EPSILON), axis)
+    return L.axis_mean(2 * covar / (norm + L.EPSILON), axis)
 
 
 class PearsonCorrelation(KerasFunctionMetric):

@@ -91,9 +91,9 @@ def _counts(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     if y_pred.dtype != dtype:
         y_pred = y_pred.to(dtype)
-    if (weight is None or weight.shape == y_pred.shape[:1]) and _F._use_compiled(y_pred, "fbeta_counts"):
+    if (weight is None or weight.shape == y_pred.shape[:1]) and _F.use_compiled(y_pred, "fbeta_counts"):
         # Large inputs: one compiled pass for the row maxima and one for the sums, no (N, C) temporaries.
-        return _F._run_compiled("fbeta_counts", _counts_fused, _counts_eager, y_true, y_pred, weight, threshold, micro)
+        return _F.run_compiled("fbeta_counts", _counts_fused, _counts_eager, y_true, y_pred, weight, threshold, micro)
     return _counts_eager(y_true, y_pred, weight, threshold, micro)
 
 

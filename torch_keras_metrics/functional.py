@@ -250,7 +250,7 @@ def compile_failures() -> frozenset[str]:
     return frozenset(_compile_failed)
 
 
-def _use_compiled(scores: torch.Tensor, name: str) -> bool:
+def use_compiled(scores: torch.Tensor, name: str) -> bool:
     return (
         0 <= _compile_min_elements <= scores.numel()
         and name not in _compile_failed
@@ -259,7 +259,7 @@ def _use_compiled(scores: torch.Tensor, name: str) -> bool:
     )
 
 
-def _run_compiled(name: str, fn: Callable, eager: Callable, *args: Any) -> torch.Tensor:
+def run_compiled(name: str, fn: Callable, eager: Callable, *args: Any) -> torch.Tensor:
     if name not in _compiled:
         _compiled[name] = torch.compile(fn, dynamic=True, fullgraph=True)
     try:
@@ -272,8 +272,8 @@ def _run_compiled(name: str, fn: Callable, eager: Callable, *args: Any) -> torch
 def _is_argmax(scores: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     if _use_blocked(scores):
         return _blocked_argmax(scores) == index
-    if _use_compiled(scores, "argmax"):
-        return _run_compiled("argmax", _is_argmax_fused, _is_argmax_eager, scores, index)
+    if use_compiled(scores, "argmax"):
+        return run_compiled("argmax", _is_argmax_fused, _is_argmax_eager, scores, index)
     return _is_argmax_eager(scores, index)
 
 
@@ -285,8 +285,8 @@ def _in_top_k(scores: torch.Tensor, index: torch.Tensor, k: int) -> torch.Tensor
     if k >= scores.shape[-1]:  # every class is in the top k; only a NaN target score is not
         target = scores.gather(-1, index.unsqueeze(-1)).squeeze(-1)
         return target == target
-    if _use_compiled(scores, "top_k"):
-        return _run_compiled("top_k", _in_top_k_fused, _in_top_k_eager, scores, index, k)
+    if use_compiled(scores, "top_k"):
+        return run_compiled("top_k", _in_top_k_fused, _in_top_k_eager, scores, index, k)
     return _in_top_k_eager(scores, index, k)
 
 
@@ -301,7 +301,7 @@ def _sparse_match(
     if rule is _is_argmax and not labels.is_floating_point() and labels.shape == scores.shape[:-1]:
         # The common case, kept to three kernels: argmax is always in range, so a label outside
         # [0, C) can never equal it and needs no mask.
-        if _use_blocked(scores) or not _use_compiled(scores, "argmax"):
+        if _use_blocked(scores) or not use_compiled(scores, "argmax"):
             return _argmax(scores) == labels
     lead = _lead_shape(labels, scores)
     index, valid = _labels_as_index(labels, num_classes, truncate)
@@ -362,11 +362,11 @@ def _count_matches(name: str, fn: Callable, y_true: Any, y_pred: Any, *args: Any
     None where the caller should take the elementwise path."""
     if not (isinstance(y_true, torch.Tensor) and isinstance(y_pred, torch.Tensor)):
         return None
-    if y_true.shape != y_pred.shape or y_true.device != y_pred.device or not _use_compiled(y_pred, name):
+    if y_true.shape != y_pred.shape or y_true.device != y_pred.device or not use_compiled(y_pred, name):
         return None
     if y_true.is_complex() or y_pred.is_complex():
         return None
-    return _run_compiled(name, fn, fn, y_true, y_pred, *args)
+    return run_compiled(name, fn, fn, y_true, y_pred, *args)
 
 
 def _accuracy_count(y_true: Any, y_pred: Any) -> torch.Tensor | None:
@@ -426,7 +426,7 @@ def _sparse_categorical_hits(y_true: Any, y_pred: Any) -> torch.Tensor | None:
     ):
         if _plain_argmax_pays(y_pred):
             return y_pred.argmax(-1) == y_true
-        if _use_blocked(y_pred) or not _use_compiled(y_pred, "argmax"):
+        if _use_blocked(y_pred) or not use_compiled(y_pred, "argmax"):
             return _argmax(y_pred) == y_true
     return None
 
@@ -446,7 +446,7 @@ def _categorical_hits(y_true: Any, y_pred: Any) -> torch.Tensor | None:
     ):
         if _plain_argmax_pays(y_pred):
             return y_true.argmax(-1) == y_pred.argmax(-1)
-        if _use_blocked(y_pred) or not _use_compiled(y_pred, "argmax"):
+        if _use_blocked(y_pred) or not use_compiled(y_pred, "argmax"):
             return _argmax(y_true) == _argmax(y_pred)
     return None
 

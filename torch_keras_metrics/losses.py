@@ -77,7 +77,8 @@ def _float(y_pred: Any) -> torch.Tensor:
     return y_pred if y_pred.is_floating_point() else y_pred.to(torch.float32)
 
 
-def _pair(y_true: Any, y_pred: Any) -> tuple[torch.Tensor, torch.Tensor]:
+def pair(y_true: Any, y_pred: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """`(y_true, y_pred)` as tensors on `y_pred`'s device, in `y_pred`'s floating dtype (Keras' casting)."""
     y_pred = _float(y_pred)
     y_true = as_tensor(y_true, "y_true", y_pred.device)
     return y_true.to(y_pred.dtype), y_pred
@@ -95,7 +96,7 @@ def _axis(axis: Any) -> Any:
     return tuple(axis) if isinstance(axis, list) else axis
 
 
-def _mean(x: torch.Tensor, axis: Any = -1) -> torch.Tensor:
+def axis_mean(x: torch.Tensor, axis: Any = -1) -> torch.Tensor:
     """`ops.mean`: half precision is averaged in float32 and rounded once."""
     axis = _axis(axis)
     if x.dtype in _HALF:
@@ -179,14 +180,14 @@ def _l2_normalize(x: torch.Tensor, axis: Any) -> torch.Tensor:
 
 def mean_absolute_error(y_true: Any, y_pred: Any) -> torch.Tensor:
     """`mean(|y_true - y_pred|, axis=-1)`."""
-    y_true, y_pred = squeeze_or_expand_to_same_rank(*_pair(y_true, y_pred))
-    return _mean((y_true - y_pred).abs())
+    y_true, y_pred = squeeze_or_expand_to_same_rank(*pair(y_true, y_pred))
+    return axis_mean((y_true - y_pred).abs())
 
 
 def mean_squared_error(y_true: Any, y_pred: Any) -> torch.Tensor:
     """`mean((y_true - y_pred) ** 2, axis=-1)`."""
-    y_true, y_pred = squeeze_or_expand_to_same_rank(*_pair(y_true, y_pred))
-    return _mean((y_true - y_pred).square())
+    y_true, y_pred = squeeze_or_expand_to_same_rank(*pair(y_true, y_pred))
+    return axis_mean((y_true - y_pred).square())
 
 
 def mean_absolute_percentage_error(y_true: Any, y_pred: Any) -> torch.Tensor:
@@ -195,9 +196,9 @@ def mean_absolute_percentage_error(y_true: Any, y_pred: Any) -> torch.Tensor:
     >>> mean_absolute_percentage_error(torch.tensor([[100., 200.]]), torch.tensor([[90., 210.]]))
     tensor([7.5000])
     """
-    y_true, y_pred = squeeze_or_expand_to_same_rank(*_pair(y_true, y_pred))
+    y_true, y_pred = squeeze_or_expand_to_same_rank(*pair(y_true, y_pred))
     diff = ((y_true - y_pred) / torch.maximum(y_true.abs(), _const(y_pred, EPSILON))).abs()
-    return 100.0 * _mean(diff)
+    return 100.0 * axis_mean(diff)
 
 
 def mean_squared_logarithmic_error(y_true: Any, y_pred: Any) -> torch.Tensor:
@@ -205,12 +206,12 @@ def mean_squared_logarithmic_error(y_true: Any, y_pred: Any) -> torch.Tensor:
 
     Half precision inputs give float32 values, as in Keras (its float32 epsilon lifts them).
     """
-    y_true, y_pred = squeeze_or_expand_to_same_rank(*_pair(y_true, y_pred))
+    y_true, y_pred = squeeze_or_expand_to_same_rank(*pair(y_true, y_pred))
     if y_pred.dtype in _HALF:
         y_true, y_pred = y_true.float(), y_pred.float()
     first_log = torch.log(y_pred.clamp_min(EPSILON) + 1.0)
     second_log = torch.log(y_true.clamp_min(EPSILON) + 1.0)
-    return _mean((first_log - second_log).square())
+    return axis_mean((first_log - second_log).square())
 
 
 def cosine_similarity(y_true: Any, y_pred: Any, axis: Any = -1) -> torch.Tensor:
@@ -219,7 +220,7 @@ def cosine_similarity(y_true: Any, y_pred: Any, axis: Any = -1) -> torch.Tensor:
     >>> cosine_similarity(torch.tensor([[0., 1.], [1., 1.]]), torch.tensor([[1., 0.], [2., 2.]]))
     tensor([-0.0000, -1.0000])
     """
-    y_true, y_pred = squeeze_or_expand_to_same_rank(*_pair(y_true, y_pred))
+    y_true, y_pred = squeeze_or_expand_to_same_rank(*pair(y_true, y_pred))
     y_pred = _l2_normalize(y_pred, axis)
     y_true = _l2_normalize(y_true, axis)
     return -(y_true * y_pred).sum(_axis(axis))
@@ -231,19 +232,19 @@ def huber(y_true: Any, y_pred: Any, delta: float = 1.0) -> torch.Tensor:
     >>> huber(torch.tensor([[0., 1.], [0., 0.]]), torch.tensor([[0.6, 0.4], [0.4, 0.6]]))
     tensor([0.1800, 0.1300])
     """
-    y_true, y_pred = squeeze_or_expand_to_same_rank(*_pair(y_true, y_pred))
+    y_true, y_pred = squeeze_or_expand_to_same_rank(*pair(y_true, y_pred))
     delta = _const(y_pred, delta)
     half = _const(y_pred, 0.5)
     error = y_pred - y_true
     abs_error = error.abs()
-    return _mean(torch.where(abs_error <= delta, half * error.square(), delta * abs_error - half * delta.square()))
+    return axis_mean(torch.where(abs_error <= delta, half * error.square(), delta * abs_error - half * delta.square()))
 
 
 def log_cosh(y_true: Any, y_pred: Any) -> torch.Tensor:
     """`mean(log(cosh(y_pred - y_true)), axis=-1)`, as Keras computes it: `x + softplus(-2x) - log(2)`."""
-    y_true, y_pred = squeeze_or_expand_to_same_rank(*_pair(y_true, y_pred))
+    y_true, y_pred = squeeze_or_expand_to_same_rank(*pair(y_true, y_pred))
     x = y_pred - y_true
-    return _mean(x + tnn.softplus(x * -2.0) - _const(y_pred, _LOG2_F32))
+    return axis_mean(x + tnn.softplus(x * -2.0) - _const(y_pred, _LOG2_F32))
 
 
 # --------------------------------------------------------------------------- probabilistic
@@ -251,7 +252,7 @@ def log_cosh(y_true: Any, y_pred: Any) -> torch.Tensor:
 
 def kl_divergence(y_true: Any, y_pred: Any) -> torch.Tensor:
     """`sum(y_true * log(y_true / y_pred), axis=-1)`, both clipped to [1e-7, 1]."""
-    y_true, y_pred = _pair(y_true, y_pred)
+    y_true, y_pred = pair(y_true, y_pred)
     y_true = y_true.clamp(_EPS_F32, 1.0)
     y_pred = y_pred.clamp(_EPS_F32, 1.0)
     return (y_true * torch.log(y_true / y_pred)).sum(-1)
@@ -259,8 +260,8 @@ def kl_divergence(y_true: Any, y_pred: Any) -> torch.Tensor:
 
 def poisson(y_true: Any, y_pred: Any) -> torch.Tensor:
     """`mean(y_pred - y_true * log(y_pred + 1e-7), axis=-1)`."""
-    y_true, y_pred = _pair(y_true, y_pred)
-    return _mean(y_pred - y_true * torch.log(y_pred + _const(y_pred, EPSILON)))
+    y_true, y_pred = pair(y_true, y_pred)
+    return axis_mean(y_pred - y_true * torch.log(y_pred + _const(y_pred, EPSILON)))
 
 
 def binary_crossentropy(
@@ -271,11 +272,11 @@ def binary_crossentropy(
     >>> binary_crossentropy(torch.tensor([[0., 1.]]), torch.tensor([[0.4, 0.6]]))
     tensor([0.5108])
     """
-    y_true, y_pred = _pair(y_true, y_pred)
+    y_true, y_pred = pair(y_true, y_pred)
     _same_shape(y_true, y_pred, "binary_crossentropy")
     if label_smoothing:
         y_true = y_true * (1.0 - label_smoothing) + 0.5 * label_smoothing
-    return _mean(_bce(y_true, y_pred, from_logits), axis)
+    return axis_mean(_bce(y_true, y_pred, from_logits), axis)
 
 
 def binary_focal_crossentropy(
@@ -290,7 +291,7 @@ def binary_focal_crossentropy(
 ) -> torch.Tensor:
     """Binary cross-entropy times the focal factor `(1 - p_t) ** gamma`, weighted `alpha`/`1 - alpha` for
     classes 1/0 when `apply_class_balancing`, averaged over `axis`."""
-    y_true, y_pred = _pair(y_true, y_pred)
+    y_true, y_pred = pair(y_true, y_pred)
     _same_shape(y_true, y_pred, "binary_focal_crossentropy")
     if label_smoothing:
         y_true = y_true * (1.0 - label_smoothing) + 0.5 * label_smoothing
@@ -302,7 +303,7 @@ def binary_focal_crossentropy(
     if apply_class_balancing:
         weight = y_true * alpha + (1 - y_true) * (1 - alpha)
         focal_bce = weight * focal_bce
-    return _mean(focal_bce, axis)
+    return axis_mean(focal_bce, axis)
 
 
 def categorical_crossentropy(
@@ -315,7 +316,7 @@ def categorical_crossentropy(
     tensor([0.0513])
     """
     _check_axis(axis, "categorical_crossentropy")
-    y_true, y_pred = _pair(y_true, y_pred)
+    y_true, y_pred = pair(y_true, y_pred)
     _same_shape(y_true, y_pred, "categorical_crossentropy")
     if y_pred.dim() < 1:
         raise ValueError("categorical_crossentropy: `y_true` and `y_pred` must be at least rank 1, got scalars.")
@@ -342,7 +343,7 @@ def categorical_focal_crossentropy(
     """Categorical cross-entropy with each class's term weighted by `alpha * (1 - p) ** gamma`; `alpha` is a
     number or one weight per class (a list of floats: the values are then float32 at least, as in Keras)."""
     _check_axis(axis, "categorical_focal_crossentropy")
-    y_true, y_pred = _pair(y_true, y_pred)
+    y_true, y_pred = pair(y_true, y_pred)
     _same_shape(y_true, y_pred, "categorical_focal_crossentropy")
     _warn_one_class(y_pred, "categorical_focal_crossentropy")
     if label_smoothing:
@@ -357,7 +358,7 @@ def categorical_focal_crossentropy(
     return (weighting_factor * cce).sum(axis)
 
 
-def _sparse_categorical_crossentropy(
+def sparse_categorical_crossentropy_values(
     y_true: Any, y_pred: Any, from_logits: bool, ignore_class: int | None, axis: int
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The values, and the mask of the labels not ignored (None without `ignore_class`)."""
@@ -405,7 +406,7 @@ def sparse_categorical_crossentropy(
     >>> sparse_categorical_crossentropy(torch.tensor([1]), torch.tensor([[0.05, 0.95, 0.]]))
     tensor([0.0513])
     """
-    return _sparse_categorical_crossentropy(y_true, y_pred, from_logits, ignore_class, axis)[0]
+    return sparse_categorical_crossentropy_values(y_true, y_pred, from_logits, ignore_class, axis)[0]
 
 
 def categorical_generalized_cross_entropy(y_true: Any, y_pred: Any, q: float = 0.5) -> torch.Tensor:
@@ -439,21 +440,21 @@ def categorical_generalized_cross_entropy(y_true: Any, y_pred: Any, q: float = 0
 
 def hinge(y_true: Any, y_pred: Any) -> torch.Tensor:
     """`mean(max(1 - y_true * y_pred, 0), axis=-1)`; 0/1 labels are read as -1/1."""
-    y_true, y_pred = _pair(y_true, y_pred)
+    y_true, y_pred = pair(y_true, y_pred)
     y_true = _hinge_labels(y_true)
-    return _mean((1.0 - y_true * y_pred).clamp_min(0.0))
+    return axis_mean((1.0 - y_true * y_pred).clamp_min(0.0))
 
 
 def squared_hinge(y_true: Any, y_pred: Any) -> torch.Tensor:
     """`mean(max(1 - y_true * y_pred, 0) ** 2, axis=-1)`; 0/1 labels are read as -1/1."""
-    y_true, y_pred = _pair(y_true, y_pred)
+    y_true, y_pred = pair(y_true, y_pred)
     y_true = _hinge_labels(y_true)
-    return _mean((1.0 - y_true * y_pred).clamp_min(0.0).square())
+    return axis_mean((1.0 - y_true * y_pred).clamp_min(0.0).square())
 
 
 def categorical_hinge(y_true: Any, y_pred: Any) -> torch.Tensor:
     """`max(max((1 - y_true) * y_pred) - sum(y_true * y_pred) + 1, 0)` over the last axis."""
-    y_true, y_pred = _pair(y_true, y_pred)
+    y_true, y_pred = pair(y_true, y_pred)
     for name, t in (("y_pred", y_pred), ("y_true", y_true)):
         if t.dim() and not t.shape[-1]:
             raise ValueError(f"`{name}` of shape {tuple(t.shape)} has no classes: its last axis is empty.")
@@ -522,7 +523,7 @@ def _ctc_recursion(log_probs: torch.Tensor, targets: torch.Tensor, target_length
 
 def dice(y_true: Any, y_pred: Any, axis: Any = None) -> torch.Tensor:
     """`1 - 2 * sum(y_true * y_pred) / (sum(y_true) + sum(y_pred) + 1e-7)` over `axis` (None: everything)."""
-    y_true, y_pred = _pair(y_true, y_pred)
+    y_true, y_pred = pair(y_true, y_pred)
     intersection = _sum(y_true * y_pred, axis)
     return 1 - (2.0 * intersection) / (_sum(y_true, axis) + _sum(y_pred, axis) + EPSILON)
 
@@ -530,7 +531,7 @@ def dice(y_true: Any, y_pred: Any, axis: Any = None) -> torch.Tensor:
 def tversky(y_true: Any, y_pred: Any, alpha: float = 0.5, beta: float = 0.5, axis: Any = None) -> torch.Tensor:
     """`1 - TP / (TP + alpha * sum((1 - y_pred) * y_true) + beta * sum(y_pred * (1 - y_true)) + 1e-7)` over `axis`,
     `TP = sum(y_true * y_pred)` (Keras' terms: its `fp` weighs `(1 - y_pred) * y_true`)."""
-    y_true, y_pred = _pair(y_true, y_pred)
+    y_true, y_pred = pair(y_true, y_pred)
     intersection = _sum(y_true * y_pred, axis)
     fp = _sum((1 - y_pred) * y_true, axis)
     fn = _sum(y_pred * (1 - y_true), axis)
@@ -739,7 +740,7 @@ class KerasLoss:
     def _values(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Per-sample values and Keras' mask of them (None: every value counts)."""
         if self.fn is sparse_categorical_crossentropy:
-            return _sparse_categorical_crossentropy(y_true, y_pred, **self.arguments)
+            return sparse_categorical_crossentropy_values(y_true, y_pred, **self.arguments)
         values = self.fn(y_true, y_pred, **self.arguments)
         return values, (values > 0 if self.fn is circle else None)
 

@@ -786,12 +786,12 @@ _CLASSES.update({_snake_case(name): cls for name, cls in list(_CLASSES.items())}
 _FUNCTIONS: dict[str, Callable] = dict(L.BY_NAME)
 
 
-def register(cls: type, *names: str) -> type:
-    """Make a metric class known to `get` by its class name, its snake_case name and `names` (Keras'
-    string aliases, such as `"auc"`); returns the class, so it works as a decorator. The metric families'
-    modules register their classes when the package is imported.
+def register(cls: type, *names: str, snake_case: bool = True) -> type:
+    """Make a metric class known to `get` by its class name, its snake_case name (unless `snake_case=False`,
+    where Keras does not accept it) and `names` (Keras' string aliases, such as `"auc"`); returns the class.
+    The metric families' modules register their classes when the package is imported.
     """
-    for name in (cls.__name__, _snake_case(cls.__name__), *names):
+    for name in (cls.__name__, *([_snake_case(cls.__name__)] if snake_case else []), *names):
         _CLASSES[name] = cls
     return cls
 

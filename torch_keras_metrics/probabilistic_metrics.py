@@ -22,7 +22,7 @@ import torch
 
 from . import losses as L
 from ._checks import as_tensor, broadcast_shapes, squeeze_or_expand_to_same_rank
-from .metrics import _CLASSES, register
+from .metrics import register
 from .reduction_metrics import KerasFunctionMetric, check_axis, check_bool, check_fraction
 
 __all__ = [
@@ -185,7 +185,7 @@ class SparseCategoricalCrossentropy(KerasFunctionMetric):
         if self.ignore_class is None:
             return self._matches(y_true, y_pred), sample_weight
         device = self._buffers["total"].device
-        values, valid = L._sparse_categorical_crossentropy(
+        values, valid = L.sparse_categorical_crossentropy_values(
             y_true, as_tensor(y_pred, "y_pred", device), self.from_logits, self.ignore_class, self.axis
         )
         values = values.detach()
@@ -202,8 +202,7 @@ class SparseCategoricalCrossentropy(KerasFunctionMetric):
         return values, weight * mask
 
 
-register(KLDivergence, "kl_divergence")
-_CLASSES.pop("k_l_divergence", None)  # the snake_case of the class name, which Keras does not accept
+register(KLDivergence, "kl_divergence", snake_case=False)  # Keras does not take "k_l_divergence"
 register(Poisson)
 register(BinaryCrossentropy)
 register(CategoricalCrossentropy)
