@@ -26,11 +26,7 @@ def as_tensor(x: Any, name: str, device: torch.device | None = None, dtype: torc
             raise TypeError(f"`{name}` must hold real numbers, got a tensor of dtype {x.dtype}.")
         if device is None or x.device == device:
             return x
-        if x.is_meta:
-            raise TypeError(
-                f"`{name}` is a meta tensor (a shape without data), and the metric's state lives on {device}: "
-                "a metric needs values. Move the metric to 'meta' too (`metric.to('meta')`) to follow shapes only."
-            )
+        refuse_meta(x, name, device)
         return x.to(device, non_blocking=True)
     if x is None:
         raise TypeError(f"`{name}` must be a tensor, array or list of numbers, got None.")
@@ -54,6 +50,15 @@ def as_tensor(x: Any, name: str, device: torch.device | None = None, dtype: torc
     if dtype is not None:
         t = t.to(dtype)
     return t if device is None else t.to(device)
+
+
+def refuse_meta(x: Any, name: str, device: torch.device) -> None:
+    """A meta tensor (a shape without data) cannot feed a metric whose state lives on a real `device`."""
+    if isinstance(x, torch.Tensor) and x.is_meta and device.type != "meta":
+        raise TypeError(
+            f"`{name}` is a meta tensor (a shape without data), and the metric's state lives on {device}: "
+            "a metric needs values. Move the metric to 'meta' too (`metric.to('meta')`) to follow shapes only."
+        )
 
 
 def check_k(k: Any) -> int:

@@ -34,12 +34,20 @@ import torchmetrics
 
 from . import functional as F
 from . import losses as L
-from ._checks import as_tensor, broadcasts_to, check_k, check_threshold, squeeze_or_expand_to_same_rank
+from ._checks import (
+    as_tensor,
+    broadcasts_to,
+    check_k,
+    check_threshold,
+    refuse_meta,
+    squeeze_or_expand_to_same_rank,
+)
 
 __all__ = [
     "Mean",
     "MeanMetricWrapper",
     "StatefulMetric",
+    "KerasMetric",
     "register",
     "Accuracy",
     "BinaryAccuracy",
@@ -109,7 +117,68 @@ def _result_dtype(dtype: Any) -> torch.dtype:
     return resolved
 
 
-class Mean(torchmetrics.Metric):
+class KerasMetric(torchmetrics.Metric):
+    """What every metric here shares: Keras' `name`, `dtype`, `get_config`/`from_config`, and torchmetrics'
+    `compute`/`reset`/`plot` over Keras' `result`/`reset_state`. `Mean` and `StatefulMetric` build on it."""
+
+    is_differentiable = False
+    higher_is_better: bool | None = None
+    full_state_update = False
+
+    def __init__(self, name: str | None = None, dtype: Any = None, **torchmetrics_kwargs: Any) -> None:
+        torchmetrics_kwargs.setdefault("compute_with_cache", False)
+        super().__init__(**torchmetrics_kwargs)
+        self.name = name or _snake_case(type(self).__name__)
+        self._result_dtype = _result_dtype(dtype)
+
+    def result(self, sync: bool = True) -> torch.Tensor:
+        raise NotImplementedError
+
+    def reset_state(self) -> None:
+        raise NotImplementedError
+
+    def compute(self) -> torch.Tensor:
+        """torchmetrics' name for `result`; under torch.distributed it sums the states of all ranks first."""
+        return self.result(sync=False)  # torchmetrics has summed the states already
+
+    def reset(self) -> None:
+        """torchmetrics' name for `reset_state` (also clears torchmetrics' bookkeeping)."""
+        super().reset()
+        self.reset_state()
+
+    @property
+    def update_called(self) -> bool:
+        # Our fast paths skip torchmetrics' update counter (a Python int that would make
+        # torch.compile recompile every step); an empty metric's result is Keras' value for no data.
+        return True
+
+    def get_config(self) -> dict[str, Any]:
+        """Keras' config: the constructor's arguments as plain values (`name`, `dtype`, and the metric's own).
+
+        >>> BinaryAccuracy(threshold=0.7).get_config()
+        {'name': 'binary_accuracy', 'dtype': 'float32', 'threshold': 0.7}
+        """
+        return {"name": self.name, "dtype": str(self._result_dtype).removeprefix("torch.")}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> KerasMetric:
+        """The metric `get_config()` describes (a fresh state)."""
+        return cls(**config)
+
+    def plot(self, val: Any = None, ax: Any = None) -> Any:
+        """torchmetrics' plot: the current result (or `val`, one value or a list of them) drawn with
+        matplotlib; returns `(figure, axes)`.
+
+        >>> import matplotlib; matplotlib.use("Agg")
+        >>> fig, ax = Accuracy().plot([torch.tensor(0.5), torch.tensor(0.75)])
+        """
+        return self._plot(val, ax)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+class Mean(KerasMetric):
     """The (weighted) mean of the values seen, as `keras.metrics.Mean` computes it.
 
     `total` and `count` are float64, so unweighted counts stay exact up to 2**53 samples.
@@ -123,17 +192,11 @@ class Mean(torchmetrics.Metric):
     tensor(3.5000)
     """
 
-    is_differentiable = False
-    higher_is_better: bool | None = None
-    full_state_update = False
     total: torch.Tensor
     count: torch.Tensor
 
     def __init__(self, name: str | None = None, dtype: Any = None, **torchmetrics_kwargs: Any) -> None:
-        torchmetrics_kwargs.setdefault("compute_with_cache", False)
-        super().__init__(**torchmetrics_kwargs)
-        self.name = name or _snake_case(type(self).__name__)
-        self._result_dtype = _result_dtype(dtype)
+        super().__init__(name, dtype, **torchmetrics_kwargs)
         for state in _STATES:
             self.register_buffer(state, torch.zeros((), dtype=torch.float64))
 
@@ -213,46 +276,6 @@ class Mean(torchmetrics.Metric):
     def update(self, values: Any, sample_weight: Any = None) -> None:
         """torchmetrics' name for `update_state` (named arguments, so `MetricCollection` can route keywords)."""
         self.update_state(values, sample_weight)
-
-    def compute(self) -> torch.Tensor:
-        """torchmetrics' name for `result`; under torch.distributed it sums the states of all ranks first."""
-        return self.result(sync=False)  # torchmetrics has summed the states already
-
-    def reset(self) -> None:
-        """torchmetrics' name for `reset_state` (also clears torchmetrics' bookkeeping)."""
-        super().reset()
-        self.reset_state()
-
-    @property
-    def update_called(self) -> bool:
-        # Our fast paths skip torchmetrics' update counter (a Python int that would make
-        # torch.compile recompile every step); an empty metric's result is 0, as in Keras.
-        return True
-
-    def get_config(self) -> dict[str, Any]:
-        """Keras' config: the constructor's arguments as plain values (`name`, `dtype`, and the metric's own).
-
-        >>> BinaryAccuracy(threshold=0.7).get_config()
-        {'name': 'binary_accuracy', 'dtype': 'float32', 'threshold': 0.7}
-        """
-        return {"name": self.name, "dtype": str(self._result_dtype).removeprefix("torch.")}
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Mean:
-        """The metric `get_config()` describes (a fresh state)."""
-        return cls(**config)
-
-    def plot(self, val: Any = None, ax: Any = None) -> Any:
-        """torchmetrics' plot: the current result (or `val`, one value or a list of them) drawn with
-        matplotlib; returns `(figure, axes)`.
-
-        >>> import matplotlib; matplotlib.use("Agg")
-        >>> fig, ax = Accuracy().plot([torch.tensor(0.5), torch.tensor(0.75)])
-        """
-        return self._plot(val, ax)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r})"
 
     # ---------------------------------------------------------------- internals
     def _forward_inputs(self, values: Any, sample_weight: Any = None) -> tuple[torch.Tensor, Any]:
@@ -559,7 +582,7 @@ class SparseTopKCategoricalAccuracy(_Accuracy):
         super().__init__(name, dtype, k=self.k, from_sorted_ids=self.from_sorted_ids, **kwargs)
 
 
-class StatefulMetric(torchmetrics.Metric):
+class StatefulMetric(KerasMetric):
     """The base of Keras metrics whose state is a set of sums: confusion counts, a confusion matrix, moments.
 
     A subclass declares its states with `add_sum_state` and defines two functions:
@@ -585,16 +608,10 @@ class StatefulMetric(torchmetrics.Metric):
     (tensor(2.), tensor([2.], dtype=torch.float64))
     """
 
-    is_differentiable = False
-    higher_is_better: bool | None = None
-    full_state_update = False
     torchmetrics_order = False  # called as (y_true, y_pred), like Keras
 
     def __init__(self, name: str | None = None, dtype: Any = None, **torchmetrics_kwargs: Any) -> None:
-        torchmetrics_kwargs.setdefault("compute_with_cache", False)
-        super().__init__(**torchmetrics_kwargs)
-        self.name = name or _snake_case(type(self).__name__)
-        self._result_dtype = _result_dtype(dtype)
+        super().__init__(name, dtype, **torchmetrics_kwargs)
         self._sum_states: list[str] = []
         self._state_dtypes: dict[str, torch.dtype] = {}
 
@@ -682,45 +699,10 @@ class StatefulMetric(torchmetrics.Metric):
         """torchmetrics' name for `update_state`."""
         self.update_state(y_true, y_pred, sample_weight)
 
-    def compute(self) -> torch.Tensor:
-        """torchmetrics' name for `result`; under torch.distributed it sums the states of all ranks first."""
-        return self.result(sync=False)  # torchmetrics has summed the states already
-
-    def reset(self) -> None:
-        """torchmetrics' name for `reset_state` (also clears torchmetrics' bookkeeping)."""
-        super().reset()
-        self.reset_state()
-
-    @property
-    def update_called(self) -> bool:
-        return True  # an empty metric has Keras' value for no data, never torchmetrics' warning
-
-    def get_config(self) -> dict[str, Any]:
-        """Keras' config: the constructor's arguments as plain values."""
-        return {"name": self.name, "dtype": str(self._result_dtype).removeprefix("torch.")}
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> StatefulMetric:
-        """The metric `get_config()` describes (a fresh state)."""
-        return cls(**config)
-
-    def plot(self, val: Any = None, ax: Any = None) -> Any:
-        """torchmetrics' plot of the current result (or `val`); returns `(figure, axes)`."""
-        return self._plot(val, ax)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r})"
-
     # ---------------------------------------------------------------- internals
     def _refuse_meta(self, y_true: Any, y_pred: Any, sample_weight: Any) -> None:
-        if self.device.type == "meta":  # a metric moved to "meta" follows shapes only
-            return
         for name, x in (("y_true", y_true), ("y_pred", y_pred), ("sample_weight", sample_weight)):
-            if isinstance(x, torch.Tensor) and x.is_meta:
-                raise TypeError(
-                    f"`{name}` is a meta tensor (a shape without data), and the metric's state lives on "
-                    f"{self.device}: a metric needs values. Move the metric to 'meta' too to follow shapes only."
-                )
+            refuse_meta(x, name, self.device)
 
     def _value(self, states: list[torch.Tensor] | tuple[torch.Tensor, ...]) -> torch.Tensor:
         value = self.compute_result(*states)
@@ -861,7 +843,7 @@ def get(identifier: Any, y_true: Any = None, y_pred: Any = None, loss: Any = Non
     >>> get({"class_name": "BinaryAccuracy", "config": {"threshold": 0.7}}).threshold
     0.7
     """
-    if isinstance(identifier, (Mean, StatefulMetric)):
+    if isinstance(identifier, KerasMetric):
         return identifier
     if isinstance(identifier, Mapping) and "class_name" in identifier:  # a config, as keras.metrics.deserialize
         cls = _CLASSES.get(identifier["class_name"])
@@ -880,7 +862,7 @@ def get(identifier: Any, y_true: Any = None, y_pred: Any = None, loss: Any = Non
         close = difflib.get_close_matches(identifier, valid_names(), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ValueError(f"Unknown metric {identifier!r}.{hint} Valid names: {', '.join(valid_names())}.")
-    if inspect.isclass(identifier) and issubclass(identifier, (Mean, StatefulMetric)):
+    if inspect.isclass(identifier) and issubclass(identifier, KerasMetric):
         return identifier()
     if isinstance(identifier, torchmetrics.Metric):
         raise TypeError(
