@@ -16,8 +16,9 @@ every rank when distributed (one all-reduce of the loss sums and the metric stat
 
 from __future__ import annotations
 
+import contextlib
 from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -317,14 +318,30 @@ class CompileMetrics:
     ) -> dict[str, Any]:
         """`update` for the first batch of a `fit` or `evaluate`, building the metrics if needed; a batch
         a metric refuses leaves every state (and an unbuilt set) as it was."""
+        with self._undone_on(Exception, y, y_pred, device):
+            return self.update(loss, parts, y, y_pred, sample_weight)
+
+    def check(
+        self, loss: torch.Tensor, parts: Any, y: Any, y_pred: Any, sample_weight: Any, device: torch.device
+    ) -> None:
+        """Prove that a batch fits the metrics (building them if needed, as its `first_update` would) and
+        keep nothing of it: every state, the loss trackers and an unbuilt set end as they were."""
+        with self._undone_on(BaseException, y, y_pred, device, always=True):
+            self.update(loss, parts, y, y_pred, sample_weight)
+
+    @contextlib.contextmanager
+    def _undone_on(
+        self, kind: type[BaseException], y: Any, y_pred: Any, device: torch.device, always: bool = False
+    ) -> Iterator[None]:
+        """Build the metrics if needed; on an error of `kind` (or at the end, with `always`) put back every
+        metric state, drop the batches the trackers gained and unbuild a set this call built."""
         built = self.built
         if not built:
             self.build(y, y_pred, device)
         states = [m.snapshot() for m in self.metrics]
         sizes = [len(t) for t in self.trackers]
-        try:
-            return self.update(loss, parts, y, y_pred, sample_weight)
-        except Exception:
+
+        def undo() -> None:
             for m, state in zip(self.metrics, states):
                 m.restore(state)
             for tracker, size in zip(self.trackers, sizes):
@@ -332,28 +349,14 @@ class CompileMetrics:
                     tracker.drop_last()
             if not built:
                 self._unbuild()  # "accuracy" resolves again from the next first batch
-            raise
 
-    def check(
-        self, loss: torch.Tensor, parts: Any, y: Any, y_pred: Any, sample_weight: Any, device: torch.device
-    ) -> None:
-        """Prove that a batch fits the metrics (building them if needed, as its `first_update` would) and
-        keep nothing of it: every state, the loss trackers and an unbuilt set end as they were."""
-        built = self.built
-        if not built:
-            self.build(y, y_pred, device)
-        states = [m.snapshot() for m in self.metrics]
-        sizes = [len(t) for t in self.trackers]
         try:
-            self.update(loss, parts, y, y_pred, sample_weight)
-        finally:
-            for m, state in zip(self.metrics, states):
-                m.restore(state)
-            for tracker, size in zip(self.trackers, sizes):
-                if len(tracker) > size:
-                    tracker.drop_last()
-            if not built:
-                self._unbuild()
+            yield
+        except kind:
+            undo()
+            raise
+        if always:
+            undo()
 
     def _unbuild(self) -> None:
         self.plain, self.weighted, self.names, self._calls, self._forwards = [], [], [], [], []

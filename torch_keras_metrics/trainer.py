@@ -145,6 +145,14 @@ def _timeout_s(timeout: Any) -> float | None:
     return float(timeout)
 
 
+def _call_checked(net: torch.nn.Module, x: Any, name: str) -> Any:
+    """The model's output for a first batch; its own shape errors become a ValueError naming `name` and `x`."""
+    try:
+        return call_model(net, x)
+    except (RuntimeError, ValueError, TypeError, IndexError) as err:
+        raise ValueError(f"{name} ({_describe(x)}) does not fit the model: {err}") from err
+
+
 def _describe(x: Any) -> str:
     if isinstance(x, torch.Tensor):
         return f"a batch of shape {tuple(x.shape)}, {x.dtype}"
@@ -571,10 +579,7 @@ class Trainer:
         checked (shapes against the loss, every in-memory label, the metrics built) before any state changes."""
         x, y, w = batch.x, batch.y, batch.sample_weight
         with self._amp:
-            try:
-                y_pred = call_model(net, x)
-            except (RuntimeError, ValueError, TypeError, IndexError) as err:  # the model's own shape errors
-                raise ValueError(f"`x` ({_describe(x)}) does not fit the model: {err}") from err
+            y_pred = _call_checked(net, x, "`x`")
             loss, parts = self.compiled_loss.checked(y_pred, y, w)
         if self._pending_targets is not None:
             data = self._pending_targets
@@ -668,10 +673,7 @@ class Trainer:
         self.model.eval()
         try:
             with torch.no_grad(), self._amp:
-                try:
-                    y_pred = call_model(self.model, first.x)
-                except (RuntimeError, ValueError, TypeError, IndexError) as err:  # the model's own shape errors
-                    raise ValueError(f"`validation_data` ({_describe(first.x)}) does not fit the model: {err}") from err
+                y_pred = _call_checked(self.model, first.x, "`validation_data`")
                 try:
                     loss, parts = self.compiled_loss.checked(y_pred, first.y, first.sample_weight)
                     self.compiled_metrics.check(loss, parts, first.y, y_pred, first.sample_weight, self.device)
